@@ -1,0 +1,121 @@
+import { readConfig, type Env } from '../../shared/config';
+import { MediaError, ValidationError } from '../../shared/errors';
+import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
+import { createLogger } from '../../shared/log';
+import { redact } from '../../shared/redact';
+import { runSnapshotJob, type SnapshotJob, type SnapshotResult, type SnapshotRuntime } from '../../shared/snapshot/job';
+import type { ObjectStore } from '../../shared/storage/types';
+import { createOssStore, ossEndpoint } from '../../shared/storage/oss';
+import { toSnapshotJob } from './event';
+
+/** The parts of FC's context this function uses. */
+export interface FcContext {
+  requestId: string;
+  credentials?: { accessKeyId?: string; accessKeySecret?: string; securityToken?: string };
+  function?: { name?: string; timeout?: number };
+  region?: string;
+}
+
+export interface FailedInvocation {
+  request_id: string;
+  status: 'invalid' | 'error';
+  error: { code: string; message: string; fields?: Array<{ field: string; message: string }> };
+}
+
+export type SnapshotHandlerResult = SnapshotResult | FailedInvocation;
+
+export interface HandlerDependencies {
+  env?: Env;
+  /** Replaces OSS, e.g. with the local driver for local runs. */
+  createStore?: (job: SnapshotJob) => ObjectStore;
+  onProgress?: SnapshotRuntime['onProgress'];
+  /** Signals that mean "the platform is shutting us down": stop, flush, report. */
+  terminationSignals?: NodeJS.Signals[];
+  now?: () => number;
+}
+
+/**
+ * Builds the FC handler. The exported `handler` uses the real environment and OSS;
+ * local runs inject a different store.
+ */
+export function createSnapshotHandler(deps: HandlerDependencies = {}) {
+  return async function snapshotHandler(event: unknown, context: FcContext): Promise<SnapshotHandlerResult> {
+    const invokedAt = (deps.now ?? Date.now)();
+    const config = readConfig(deps.env ?? process.env);
+    const requestId = context.requestId;
+    const logger = createLogger({ requestId, level: config.logLevel, fields: { fn: 'fc-snapshot' } });
+
+    let job: SnapshotJob;
+    try {
+      job = toSnapshotJob(event, requestId, config.functionRegion ?? context.region);
+    } catch (error) {
+      // Returned, not thrown: FC's async retry must not re-run a hopeless request.
+      const result = failure(requestId, error);
+      logger.warn('invalid event', { error: result.error });
+      return result;
+    }
+
+    const termination = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.warn('termination signal received; flushing', { signal });
+      termination.abort();
+    };
+    const signals = deps.terminationSignals ?? ['SIGTERM'];
+    for (const signal of signals) process.on(signal, onSignal);
+    try {
+      const store = deps.createStore ? deps.createStore(job) : createOssForJob(job, context, config);
+      const timeoutMs = (context.function?.timeout ?? 0) * 1000;
+      logger.info('snapshot job starting', { job: redact(job) });
+      const result = await runSnapshotJob(job, {
+        store,
+        ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
+        logger,
+        tmpRoot: config.tmpRoot,
+        deadlineAt: timeoutMs > 0 ? invokedAt + timeoutMs : undefined,
+        // Short functions keep at least two thirds of their time for capture.
+        flushMarginMs: timeoutMs > 0 ? Math.min(config.flushMarginMs, timeoutMs / 3) : config.flushMarginMs,
+        signal: termination.signal,
+        callbackSecret: config.callbackSecret,
+        uploadConcurrency: config.uploadConcurrency,
+        onProgress: deps.onProgress,
+      });
+      logger.info('snapshot job finished', { status: result.status, stop_reason: result.stop_reason, counts: result.counts, callback: result.callback });
+      return result;
+    } catch (error) {
+      const result = failure(requestId, error);
+      logger.error('snapshot job failed', { error });
+      return result;
+    } finally {
+      for (const signal of signals) process.off(signal, onSignal);
+    }
+  };
+}
+
+/** FC's own STS credentials first, then the ALIBABA_CLOUD_* env. */
+function createOssForJob(job: SnapshotJob, context: FcContext, config: ReturnType<typeof readConfig>): ObjectStore {
+  const fromContext = context.credentials;
+  const credentials =
+    fromContext?.accessKeyId && fromContext.accessKeySecret
+      ? { accessKeyId: fromContext.accessKeyId, accessKeySecret: fromContext.accessKeySecret, securityToken: fromContext.securityToken }
+      : config.alibabaCredentials;
+  if (!credentials) {
+    throw new MediaError('MissingCredentials', 'no OSS credentials: give the function a role, or set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET');
+  }
+  return createOssStore({
+    bucket: job.bucket,
+    region: job.region,
+    endpoint: ossEndpoint(job.region, config.functionRegion, config.ossEndpoint),
+    credentials,
+  });
+}
+
+function failure(requestId: string, error: unknown): FailedInvocation {
+  if (error instanceof ValidationError) {
+    return { request_id: requestId, status: 'invalid', error: { code: error.code, message: error.message, fields: error.issues } };
+  }
+  const code = error instanceof MediaError ? error.code : 'InternalError';
+  const message = error instanceof Error ? error.message : String(error);
+  return redact({ request_id: requestId, status: 'error', error: { code, message } });
+}
+
+export const handler = createSnapshotHandler();

@@ -1,0 +1,135 @@
+import { createHmac } from 'node:crypto';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import { CallbackError } from './errors';
+import { redactUrls } from './redact';
+import { withRetry } from './retry';
+
+/** Cloud instance-metadata services: a callback must never be a way to read them. */
+const METADATA_HOSTS = new Set(['100.100.100.200', 'metadata.tencentyun.com', 'metadata.google.internal']);
+
+export function isMetadataAddress(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
+  if (METADATA_HOSTS.has(bare)) return true;
+  if (isIP(bare) === 4) return bare.startsWith('169.254.');
+  if (isIP(bare) === 6) return bare.startsWith('fe80:') || bare === 'fd00:ec2::254' || bare.startsWith('::ffff:169.254.');
+  return false;
+}
+
+/** Why a callback URL is refused, or null. Checked at validation and again on every resolved address. */
+export function callbackUrlProblem(raw: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be a valid http(s) URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http(s) URL';
+  if (url.username || url.password) return 'must not contain credentials; use CALLBACK_SECRET signatures instead';
+  if (isMetadataAddress(url.hostname)) return 'must not point at a cloud metadata address';
+  return null;
+}
+
+export const SIGNATURE_HEADER = 'x-media-signature';
+export const TIMESTAMP_HEADER = 'x-media-timestamp';
+
+/** hex HMAC-SHA256 over `${timestamp}.${body}`; the timestamp lets receivers refuse replays. */
+export function signCallback(secret: string, timestamp: string, body: string): string {
+  return createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+}
+
+export interface CallbackOptions {
+  secret?: string;
+  attempts?: number;
+  timeoutMs?: number;
+  baseDelayMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CallbackOutcome {
+  url: string;
+  delivered: boolean;
+  attempts: number;
+  status?: number;
+  error?: string;
+}
+
+/**
+ * POSTs JSON with a per-attempt timeout and backoff. Never throws: a callback that
+ * cannot be delivered is reported in the outcome, never at the cost of the job's data.
+ */
+export async function deliverCallback(rawUrl: string, payload: unknown, options: CallbackOptions = {}): Promise<CallbackOutcome> {
+  const url = redactUrls(rawUrl);
+  const problem = callbackUrlProblem(rawUrl);
+  if (problem) return { url, delivered: false, attempts: 0, error: `callback ${problem}` };
+  const body = JSON.stringify(payload);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (options.secret) {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    headers[TIMESTAMP_HEADER] = timestamp;
+    headers[SIGNATURE_HEADER] = `sha256=${signCallback(options.secret, timestamp, body)}`;
+  }
+  let lastStatus: number | undefined;
+  try {
+    const { value, attempts } = await withRetry(
+      async () => {
+        const status = await postOnce(rawUrl, body, headers, options.timeoutMs ?? 5_000);
+        lastStatus = status;
+        if (status < 200 || status >= 300) {
+          throw new CallbackError(`callback answered HTTP ${status}`, { retryable: status >= 500 || status === 429 || status === 408 });
+        }
+        return status;
+      },
+      {
+        policy: { maxAttempts: options.attempts ?? 3, baseDelayMs: options.baseDelayMs ?? 1_000, maxDelayMs: 4_000, maxElapsedMs: 60_000 },
+        signal: options.signal,
+        shouldRetry: (error) => !(error instanceof CallbackError) || error.retryable,
+      },
+    );
+    return { url, delivered: true, attempts, status: value };
+  } catch (error) {
+    return {
+      url,
+      delivered: false,
+      attempts: (error as { attempts?: number }).attempts ?? 1,
+      status: lastStatus,
+      error: redactUrls(error instanceof Error ? error.message : String(error)),
+    };
+  }
+}
+
+/** One POST through node:http(s), with a DNS lookup that refuses metadata addresses (no rebinding). */
+async function postOnce(rawUrl: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<number> {
+  const url = new URL(rawUrl);
+  const transport = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise<number>((resolve, reject) => {
+    const request = transport.request(
+      url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        timeout: timeoutMs,
+        lookup: guardedLookup as never,
+      },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+        response.on('error', reject);
+      },
+    );
+    request.on('timeout', () => request.destroy(Object.assign(new Error(`callback timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+function guardedLookup(hostname: string, options: object, callback: (...args: unknown[]) => void): void {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    if (error) return callback(error);
+    const blocked = addresses.find((entry) => isMetadataAddress(entry.address));
+    if (blocked) return callback(new CallbackError(`callback host resolves to a metadata address`));
+    const wantsAll = (options as { all?: boolean }).all;
+    if (wantsAll) return callback(null, addresses);
+    callback(null, addresses[0]!.address, addresses[0]!.family);
+  });
+}

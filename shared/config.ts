@@ -1,0 +1,47 @@
+/**
+ * The one typed reader of the environment. Handlers call it once and pass plain
+ * values into the core, which never touches process.env itself.
+ */
+export interface RuntimeConfig {
+  ffmpegPath?: string;
+  /** Region the function runs in (FC sets FC_REGION). */
+  functionRegion?: string;
+  ossEndpoint?: string;
+  alibabaCredentials?: { accessKeyId: string; accessKeySecret: string; securityToken?: string };
+  callbackSecret?: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  tmpRoot: string;
+  /** Capture stops this long before the function deadline, to flush uploads. */
+  flushMarginMs: number;
+  uploadConcurrency: number;
+}
+
+export type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+export function readConfig(env: Env): RuntimeConfig {
+  const nonEmpty = (name: string) => (env[name] && env[name]!.trim() !== '' ? env[name]!.trim() : undefined);
+  const accessKeyId = nonEmpty('ALIBABA_CLOUD_ACCESS_KEY_ID');
+  const accessKeySecret = nonEmpty('ALIBABA_CLOUD_ACCESS_KEY_SECRET');
+  const level = nonEmpty('LOG_LEVEL')?.toLowerCase();
+  return {
+    ffmpegPath: nonEmpty('FFMPEG_PATH'),
+    functionRegion: nonEmpty('FC_REGION') ?? nonEmpty('ALIBABA_CLOUD_REGION'),
+    ossEndpoint: nonEmpty('OSS_ENDPOINT'),
+    alibabaCredentials:
+      accessKeyId && accessKeySecret
+        ? { accessKeyId, accessKeySecret, securityToken: nonEmpty('ALIBABA_CLOUD_SECURITY_TOKEN') }
+        : undefined,
+    callbackSecret: nonEmpty('CALLBACK_SECRET'),
+    logLevel: (LOG_LEVELS as readonly string[]).includes(level ?? '') ? (level as RuntimeConfig['logLevel']) : 'info',
+    tmpRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',
+    flushMarginMs: positiveNumber(nonEmpty('FLUSH_MARGIN_MS')) ?? 10_000,
+    uploadConcurrency: positiveNumber(nonEmpty('UPLOAD_CONCURRENCY')) ?? 4,
+  };
+}
+
+function positiveNumber(value: string | undefined): number | undefined {
+  const parsed = Number(value);
+  return value !== undefined && Number.isFinite(parsed) && parsed > 0 ? parsed : undefined;
+}

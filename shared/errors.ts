@@ -1,0 +1,81 @@
+/**
+ * One base class for every error the core raises on purpose. `retryable` tells the
+ * retry policy and the edge whether trying again could help; `code` is what users see.
+ */
+export class MediaError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+/** The request itself is wrong; retrying the same request can never succeed. */
+export class ValidationError extends MediaError {
+  readonly issues: FieldIssue[];
+
+  constructor(issues: FieldIssue[]) {
+    super('InvalidInput', issues.map((i) => `${i.field}: ${i.message}`).join('; '));
+    this.issues = issues;
+  }
+}
+
+export interface StorageFailure {
+  cloud: string;
+  bucket: string;
+  key: string;
+  status?: number;
+  cloudCode?: string;
+  requestId?: string;
+}
+
+/** A put/get against object storage failed; `retryable` follows the HTTP status. */
+export class StorageError extends MediaError {
+  readonly detail: StorageFailure;
+
+  constructor(detail: StorageFailure, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super('StorageError', message, options);
+    this.detail = detail;
+  }
+}
+
+/** ffmpeg could not start, could not connect, or failed in a way the job cannot absorb. */
+export class MediaProcessError extends MediaError {
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super('MediaProcessError', message, options);
+  }
+}
+
+export class CallbackError extends MediaError {
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super('CallbackError', message, options);
+  }
+}
+
+/** Network-level failures any HTTP client may surface; all worth another attempt. */
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'EPIPE',
+  'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET',
+  'ConnectionTimeoutError', 'ResponseTimeoutError', 'RequestError', 'ResponseError',
+]);
+
+/** Whether an arbitrary thrown value (SDK error, fetch error, our own) is worth retrying. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof MediaError) return error.retryable;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { status?: unknown; statusCode?: unknown; code?: unknown; name?: unknown; cause?: unknown };
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (status !== undefined && status > 0) return status >= 500 || status === 429 || status === 408;
+  if (typeof e.code === 'string' && TRANSIENT_NETWORK_CODES.has(e.code)) return true;
+  if (typeof e.name === 'string' && (TRANSIENT_NETWORK_CODES.has(e.name) || e.name === 'TimeoutError')) return true;
+  return e.cause !== undefined && e.cause !== error ? isRetryable(e.cause) : false;
+}

@@ -1,0 +1,37 @@
+import { protocolWhitelist } from '../source-url';
+
+/**
+ * Small pure builders for ffmpeg argument lists. Each returns string[] so the
+ * process is spawned without a shell and nothing is ever re-parsed.
+ */
+
+/** Quiet banner, machine-readable progress on stdout, stderr kept for showinfo and errors. */
+export function supervisedRunArgs(): string[] {
+  return ['-hide_banner', '-nostats', '-loglevel', 'info', '-progress', 'pipe:1'];
+}
+
+export interface NetworkInputOptions {
+  url: string;
+  /** Decoder-level: decode keyframes only (cheap snapshots). */
+  keyframesOnly?: boolean;
+  /** ffmpeg's own I/O timeout; a backstop for the supervisor's stall detection. */
+  ioTimeoutSec?: number;
+}
+
+export function networkInputArgs(options: NetworkInputOptions): string[] {
+  // A live source needs only its first packets probed; the default 5 s delays the first output.
+  const args = ['-protocol_whitelist', protocolWhitelist(options.url), '-analyzeduration', '1000000'];
+  if (options.ioTimeoutSec !== undefined) args.push('-rw_timeout', String(Math.round(options.ioTimeoutSec * 1_000_000)));
+  if (options.keyframesOnly) args.push('-skip_frame', 'nokey');
+  args.push('-i', options.url);
+  return args;
+}
+
+/**
+ * A stream-copy of the first video stream into the null muxer. Placed as the first
+ * output it makes `-progress frame=` count received packets, so the supervisor sees
+ * input liveness even while the snapshot output drops most frames.
+ */
+export function inputLivenessProbeArgs(): string[] {
+  return ['-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'];
+}

@@ -1,0 +1,187 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { ProgressParser, type FfmpegProgress } from './progress';
+
+/** Why the supervisor, rather than ffmpeg itself, ended the process. */
+export type StopCause = 'requested' | 'stalled' | 'no-first-frame';
+
+export interface FfmpegExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the supervisor stopped ffmpeg; absent when ffmpeg exited on its own. */
+  stopCause?: StopCause;
+  /** The harshest step the stop needed. */
+  escalation: 'none' | 'quit' | 'sigterm' | 'sigkill';
+  /** Highest progress frame count seen (0: never got a frame). */
+  frames: number;
+  /** Last stderr lines, for error messages. May contain the input URL: redact before echoing. */
+  stderrTail: string[];
+  spawnError?: Error;
+}
+
+export interface SupervisorOptions {
+  binary: string;
+  args: string[];
+  /** After the first frame: stop when the frame count has not moved for this long. */
+  stallTimeoutMs: number;
+  /** Before the first frame: stop when none has arrived after this long. */
+  firstFrameTimeoutMs: number;
+  /** How long each gentle step may take before the next, harsher one. */
+  quitGraceMs?: number;
+  termGraceMs?: number;
+  onProgress?: (progress: FfmpegProgress) => void;
+  onStderrLine?: (line: string) => void;
+}
+
+const STDERR_TAIL_LINES = 30;
+const WATCHDOG_TICK_MS = 250;
+
+/** Every ffmpeg this process started and that has not exited yet. */
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last line of defence: if the host process dies, take its ffmpegs with it.
+  process.once('exit', () => {
+    for (const child of liveChildren) child.kill('SIGKILL');
+  });
+}
+
+/** Number of ffmpeg processes this module has started that are still running. */
+export function liveFfmpegCount(): number {
+  return liveChildren.size;
+}
+
+/**
+ * The single owner of an ffmpeg process: spawns it without a shell, reads
+ * `-progress` from stdout, detects stalls, and stops it gracefully
+ * (`q` on stdin, then SIGTERM, then SIGKILL). The args must include `-progress pipe:1`.
+ */
+export class FfmpegProcess {
+  readonly exited: Promise<FfmpegExit>;
+  private readonly child: ChildProcess;
+  private readonly startedAt = Date.now();
+  private lastFrameAt = 0;
+  private frames = 0;
+  private stopCause: StopCause | undefined;
+  private escalation: FfmpegExit['escalation'] = 'none';
+  private stopping: Promise<FfmpegExit> | undefined;
+  private readonly stderrTail: string[] = [];
+  private readonly watchdog: NodeJS.Timeout;
+  private hasExited = false;
+
+  constructor(private readonly options: SupervisorOptions) {
+    installExitHook();
+    this.child = spawn(options.binary, options.args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    liveChildren.add(this.child);
+    // ffmpeg may exit before reading its stdin; a late 'q' must not crash us.
+    this.child.stdin?.on('error', () => {});
+
+    const progress = new ProgressParser();
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const block = progress.push(line);
+      if (block) this.onProgressBlock(block);
+    });
+    const stderrDone = new Promise<void>((resolve) => {
+      createInterface({ input: this.child.stderr! })
+        .on('line', (line) => {
+          this.stderrTail.push(line);
+          if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+          options.onStderrLine?.(line);
+        })
+        .on('close', resolve);
+    });
+
+    this.watchdog = setInterval(() => this.checkLiveness(), WATCHDOG_TICK_MS);
+    this.exited = new Promise<FfmpegExit>((resolve) => {
+      let spawnError: Error | undefined;
+      this.child.once('error', (error) => {
+        spawnError = error;
+        // A failed spawn never emits 'exit' on some Node versions; 'close' still comes.
+      });
+      this.child.once('close', async (code, signal) => {
+        this.hasExited = true;
+        clearInterval(this.watchdog);
+        liveChildren.delete(this.child);
+        await stderrDone;
+        resolve({
+          code,
+          signal,
+          stopCause: this.stopCause,
+          escalation: this.escalation,
+          frames: this.frames,
+          stderrTail: [...this.stderrTail],
+          spawnError,
+        });
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get framesSeen(): number {
+    return this.frames;
+  }
+
+  /**
+   * Ends ffmpeg, gently first so it finalises its outputs. A stalled reader is
+   * blocked in a network read and never sees `q`, so `skipQuit` goes straight to SIGTERM,
+   * which ffmpeg also handles gracefully.
+   */
+  stop(cause: StopCause = 'requested', options: { skipQuit?: boolean } = {}): Promise<FfmpegExit> {
+    if (this.stopping) return this.stopping;
+    this.stopCause ??= cause;
+    this.stopping = this.escalate(options.skipQuit ?? false);
+    return this.stopping;
+  }
+
+  private async escalate(skipQuit: boolean): Promise<FfmpegExit> {
+    const quitGraceMs = this.options.quitGraceMs ?? 3_000;
+    const termGraceMs = this.options.termGraceMs ?? 3_000;
+    if (!skipQuit && !this.hasExited) {
+      this.escalation = 'quit';
+      this.child.stdin?.end('q');
+      if (await this.exitsWithin(quitGraceMs)) return this.exited;
+    }
+    if (!this.hasExited) {
+      this.escalation = 'sigterm';
+      this.child.kill('SIGTERM');
+      if (await this.exitsWithin(termGraceMs)) return this.exited;
+    }
+    if (!this.hasExited) {
+      this.escalation = 'sigkill';
+      this.child.kill('SIGKILL');
+    }
+    return this.exited;
+  }
+
+  private async exitsWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const result = await Promise.race([this.exited.then(() => true as const), timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  private onProgressBlock(block: FfmpegProgress): void {
+    if (block.frame > this.frames) {
+      this.frames = block.frame;
+      this.lastFrameAt = Date.now();
+    }
+    this.options.onProgress?.(block);
+  }
+
+  private checkLiveness(): void {
+    if (this.stopping || this.hasExited) return;
+    const now = Date.now();
+    if (this.frames === 0) {
+      if (now - this.startedAt >= this.options.firstFrameTimeoutMs) void this.stop('no-first-frame', { skipQuit: true });
+    } else if (now - this.lastFrameAt >= this.options.stallTimeoutMs) {
+      void this.stop('stalled', { skipQuit: true });
+    }
+  }
+}

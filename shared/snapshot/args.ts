@@ -1,0 +1,70 @@
+import { inputLivenessProbeArgs, networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
+import { imageEncoderArgs, type ImageFormat } from './image-format';
+
+export type DecodeMode = 'keyframes' | 'all';
+
+/** The filter instance whose log lines carry each snapshot's stream time. */
+export const SNAPSHOT_SHOWINFO = 'showinfo@snap';
+
+/**
+ * Snapshot slots are an interval grid anchored at the first selected frame, so the
+ * cadence never drifts. In keyframe mode the grid is shifted half a slot, so
+ * keyframes that jitter around the interval still land one per slot, and a minimum
+ * gap keeps a keyframe at a slot's early edge from being taken when a better one
+ * follows. In full-decode mode the first frame of each slot is taken.
+ * `snapshotSlot` mirrors the formula.
+ */
+export function slotPhase(mode: DecodeMode): number {
+  return mode === 'keyframes' ? 0.5 : 0.001;
+}
+
+function minGapFraction(mode: DecodeMode): number {
+  return mode === 'keyframes' ? 0.6 : 0;
+}
+
+export function snapshotSlot(streamTime: number, firstStreamTime: number, intervalSec: number, mode: DecodeMode): number {
+  return Math.floor((streamTime - firstStreamTime) / intervalSec + slotPhase(mode));
+}
+
+/** ffmpeg `select` expression picking the first frame of each new slot. Register 0 holds the anchor. */
+export function selectExpression(intervalSec: number, mode: DecodeMode): string {
+  const slot = (time: string) => `floor((${time}-ld(0))/${intervalSec}+${slotPhase(mode)})`;
+  const minGap = Number((intervalSec * minGapFraction(mode)).toFixed(6));
+  return `if(isnan(prev_selected_t),st(0,t)*0+1,gt(${slot('t')},${slot('prev_selected_t')})*gte(t-prev_selected_t,${minGap}))`;
+}
+
+export function snapshotFilter(options: { intervalSec: number; mode: DecodeMode; width?: number }): string {
+  const filters = [`select='${selectExpression(options.intervalSec, options.mode)}'`, SNAPSHOT_SHOWINFO];
+  // -2 keeps the aspect ratio with an even height, which every encoder accepts.
+  if (options.width !== undefined) filters.push(`scale=${options.width}:-2`);
+  return filters.join(',');
+}
+
+export interface SnapshotRunPlan {
+  sourceUrl: string;
+  mode: DecodeMode;
+  intervalSec: number;
+  format: ImageFormat;
+  width?: number;
+  quality?: number;
+  ioTimeoutSec: number;
+  /** An image2 pattern with one %d; numbering starts at 0 to match showinfo's n. */
+  outputPattern: string;
+}
+
+export function snapshotRunArgs(plan: SnapshotRunPlan): string[] {
+  return [
+    ...supervisedRunArgs(),
+    ...networkInputArgs({ url: plan.sourceUrl, keyframesOnly: plan.mode === 'keyframes', ioTimeoutSec: plan.ioTimeoutSec }),
+    ...inputLivenessProbeArgs(),
+    '-map', '0:v:0', '-an',
+    '-vf', snapshotFilter({ intervalSec: plan.intervalSec, mode: plan.mode, width: plan.width }),
+    // vfr: write each selected frame once, never duplicate to fill a rate.
+    '-vsync', 'vfr',
+    ...imageEncoderArgs(plan.format, plan.quality),
+    '-f', 'image2', '-start_number', '0',
+    // Files appear by rename, so any file the watcher sees is complete.
+    '-atomic_writing', '1',
+    plan.outputPattern,
+  ];
+}

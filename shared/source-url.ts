@@ -1,0 +1,45 @@
+/**
+ * What a user-supplied media URL may be. Checked before anything is spawned, and
+ * mirrored by ffmpeg's own -protocol_whitelist so nested opens (HLS segments,
+ * redirects) cannot reach file:, concat:, pipe: and friends either.
+ */
+export const SOURCE_SCHEMES = ['rtmp', 'rtmps', 'http', 'https'] as const;
+export type SourceScheme = (typeof SOURCE_SCHEMES)[number];
+
+const MAX_URL_LENGTH = 2048;
+
+/** Returns why the URL is refused, or null when it is acceptable. */
+export function sourceUrlProblem(raw: string): string | null {
+  if (raw.length === 0) return 'must not be empty';
+  if (raw.length > MAX_URL_LENGTH) return `must be at most ${MAX_URL_LENGTH} characters`;
+  if (raw.startsWith('-')) return 'must be a URL, not an option';
+  // Control characters and whitespace can split arguments or smuggle headers.
+  if (/[\u0000-\u0020\u007f]/.test(raw)) return 'must not contain spaces or control characters';
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(raw)?.[1]?.toLowerCase();
+  if (!scheme || !(SOURCE_SCHEMES as readonly string[]).includes(scheme)) {
+    return `must use one of ${SOURCE_SCHEMES.map((s) => s + '://').join(', ')}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'is not a valid URL';
+  }
+  if (!raw.toLowerCase().startsWith(`${scheme}://`) || url.hostname === '') return 'must include a host';
+  return null;
+}
+
+/** The protocols ffmpeg may open for this source, and nothing else. */
+export function protocolWhitelist(sourceUrl: string): string {
+  const scheme = sourceUrl.slice(0, sourceUrl.indexOf(':')).toLowerCase() as SourceScheme;
+  switch (scheme) {
+    case 'rtmp':
+      return 'rtmp,tcp';
+    case 'rtmps':
+      return 'rtmps,rtmp,tls,tcp';
+    // HLS playlists may name http or https segments and AES-128 keys (crypto).
+    case 'http':
+    case 'https':
+      return 'http,https,tls,tcp,crypto';
+  }
+}

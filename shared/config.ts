@@ -8,6 +8,10 @@ export interface RuntimeConfig {
   functionRegion?: string;
   ossEndpoint?: string;
   alibabaCredentials?: { accessKeyId: string; accessKeySecret: string; securityToken?: string };
+  /** e.g. `http://127.0.0.1:9001`: COS requests go there, keeping the virtual-host Host header. */
+  cosEndpoint?: string;
+  /** The SCF function role's temporary keys (or long-term keys set by hand). */
+  tencentCredentials?: { secretId: string; secretKey: string; sessionToken?: string };
   callbackSecret?: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   tmpRoot: string;
@@ -24,6 +28,8 @@ export function readConfig(env: Env): RuntimeConfig {
   const nonEmpty = (name: string) => (env[name] && env[name]!.trim() !== '' ? env[name]!.trim() : undefined);
   const accessKeyId = nonEmpty('ALIBABA_CLOUD_ACCESS_KEY_ID');
   const accessKeySecret = nonEmpty('ALIBABA_CLOUD_ACCESS_KEY_SECRET');
+  const secretId = nonEmpty('TENCENTCLOUD_SECRETID');
+  const secretKey = nonEmpty('TENCENTCLOUD_SECRETKEY');
   const level = nonEmpty('LOG_LEVEL')?.toLowerCase();
   return {
     ffmpegPath: nonEmpty('FFMPEG_PATH'),
@@ -33,6 +39,9 @@ export function readConfig(env: Env): RuntimeConfig {
       accessKeyId && accessKeySecret
         ? { accessKeyId, accessKeySecret, securityToken: nonEmpty('ALIBABA_CLOUD_SECURITY_TOKEN') }
         : undefined,
+    cosEndpoint: nonEmpty('COS_ENDPOINT'),
+    tencentCredentials:
+      secretId && secretKey ? { secretId, secretKey, sessionToken: nonEmpty('TENCENTCLOUD_SESSIONTOKEN') } : undefined,
     callbackSecret: nonEmpty('CALLBACK_SECRET'),
     logLevel: (LOG_LEVELS as readonly string[]).includes(level ?? '') ? (level as RuntimeConfig['logLevel']) : 'info',
     tmpRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',

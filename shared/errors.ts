@@ -33,6 +33,8 @@ export interface StorageFailure {
   cloud: string;
   bucket: string;
   key: string;
+  /** e.g. `put`, `upload part 3`, `complete multipart upload`. */
+  operation?: string;
   status?: number;
   cloudCode?: string;
   requestId?: string;

@@ -52,6 +52,12 @@ export interface SnapshotRunPlan {
   outputPattern: string;
 }
 
+/**
+ * Note on keyframe mode: with B-frames in the source, h264's reorder queue holds back
+ * `num_reorder_frames` (usually 2) decoded keyframes; skip_frame does not shrink it, and
+ * ffmpeg 4.1 has no option that does. Those snapshots arrive late, not lost: ffmpeg
+ * flushes the decoder on every stop, and the keys follow stream time, not arrival time.
+ */
 export function snapshotRunArgs(plan: SnapshotRunPlan): string[] {
   return [
     ...supervisedRunArgs(),

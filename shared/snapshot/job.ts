@@ -73,7 +73,11 @@ export interface SnapshotResult {
 }
 
 const POLL_MS = 200;
-/** After this many missed slots, keyframes are too sparse for the interval: decode everything. */
+/**
+ * Keyframes are too sparse for the interval (decode everything) after a jump over two
+ * or more slots at once, or after two jumps of any size: a single one-slot gap may be
+ * a network hiccup, but the reorder delay makes waiting for more evidence expensive.
+ */
 const SKIPPED_SLOTS_BEFORE_FULL_DECODE = 2;
 const RECONNECT_DELAY_MS = 1_000;
 
@@ -248,7 +252,7 @@ class SnapshotCapture {
             firstStreamTime = time;
           }
           const slot = snapshotSlot(time, firstStreamTime, this.job.intervalSec, this.mode);
-          if (this.mode === 'keyframes' && previousSlot >= 0 && slot - previousSlot >= 2) this.noteSkippedSlot();
+          if (this.mode === 'keyframes' && previousSlot >= 0 && slot - previousSlot >= 2) this.noteSkippedSlots(slot - previousSlot - 1);
           previousSlot = slot;
           return this.keyClock.timeFor(runAnchorMs, slot);
         });
@@ -313,8 +317,8 @@ class SnapshotCapture {
     return exit;
   }
 
-  private noteSkippedSlot(): void {
-    this.skippedSlots++;
+  private noteSkippedSlots(missed: number): void {
+    this.skippedSlots += missed;
     if (this.skippedSlots >= SKIPPED_SLOTS_BEFORE_FULL_DECODE && !this.switchToFullDecode) {
       this.switchToFullDecode = true;
       void this.current?.stop('requested');

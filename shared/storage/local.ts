@@ -1,5 +1,7 @@
+import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { StorageError } from '../errors';
 import type { ObjectStore, PutResult } from './types';
@@ -35,6 +37,7 @@ export function createLocalStore(options: { root: string; bucket: string }): Obj
     bucket: options.bucket,
     putFile: (key, filePath) => write(key, (temp) => copyFile(filePath, temp)),
     putBuffer: (key, body) => write(key, (temp) => writeFile(temp, body)),
+    putStream: (key, body) => write(key, (temp) => pipeline(body, createWriteStream(temp))),
     objectUrl: (key) => pathToFileURL(join(bucketDir, key)).href,
   };
 }

@@ -1,7 +1,9 @@
 import type OSS from 'ali-oss';
-import { isRetryable, StorageError } from '../errors';
-import { withRetry, type RetryPolicy } from '../retry';
-import type { ObjectStore, PutOptions, PutResult } from './types';
+import { isRetryable } from '../errors';
+import type { RetryPolicy } from '../retry';
+import { createCloudStore, encodeObjectKey, readRange, type SdkFailure } from './cloud-store';
+import type { MultipartOptions } from './multipart';
+import type { CloudClient, ObjectStore } from './types';
 
 export interface OssCredentials {
   accessKeyId: string;
@@ -16,9 +18,20 @@ export interface OssStoreOptions {
   /** Full URL with scheme; from `ossEndpoint()` or an OSS_ENDPOINT override. */
   endpoint: string;
   credentials: OssCredentials;
-  /** Per-request timeout. */
+  /** Called once when OSS answers SecurityTokenExpired; the request is then retried with the result. */
+  refreshCredentials?: () => Promise<OssCredentials>;
+  /**
+   * Per request, from connect to the end of the response: ali-oss counts sending the body too,
+   * so it must cover one part (or a single put up to the multipart threshold) at the slowest
+   * bandwidth expected.
+   */
   timeoutMs?: number;
+  /**
+   * The shared policy is the only retry layer: ali-oss runs with retryMax 0, so every attempt
+   * is one request and a call makes at most `maxAttempts` requests (5 with the default policy).
+   */
   retry?: Partial<RetryPolicy>;
+  multipart?: Partial<MultipartOptions>;
 }
 
 /**
@@ -34,54 +47,68 @@ export function ossEndpoint(bucketRegion: string, functionRegion: string | undef
 /** ali-oss is required here, on first use, so a cold start that never uploads never pays for it. */
 export function createOssStore(options: OssStoreOptions): ObjectStore {
   const OSSClient = require('ali-oss') as typeof OSS;
-  const client = new OSSClient({
-    accessKeyId: options.credentials.accessKeyId,
-    accessKeySecret: options.credentials.accessKeySecret,
-    stsToken: options.credentials.securityToken,
-    bucket: options.bucket,
-    region: `oss-${options.region}`,
-    endpoint: options.endpoint,
-    secure: options.endpoint.startsWith('https:'),
-    timeout: options.timeoutMs ?? 30_000,
-    // ali-oss would retry network errors itself; the shared policy owns retries instead.
-    retryMax: 0,
-  } as OSS.Options);
-
-  const put = async (key: string, body: string | Buffer, putOptions: PutOptions = {}): Promise<PutResult> => {
-    const { value, attempts } = await withRetry(
-      async () => {
-        try {
-          return await client.put(key, body, { mime: putOptions.contentType } as OSS.PutObjectOptions);
-        } catch (error) {
-          throw toStorageError(options.bucket, key, error);
-        }
+  const connect = (credentials: OssCredentials): CloudClient => {
+    const client = new OSSClient({
+      accessKeyId: credentials.accessKeyId,
+      accessKeySecret: credentials.accessKeySecret,
+      stsToken: credentials.securityToken,
+      bucket: options.bucket,
+      region: `oss-${options.region}`,
+      endpoint: options.endpoint,
+      secure: options.endpoint.startsWith('https:'),
+      timeout: options.timeoutMs ?? 30_000,
+      // ali-oss would retry network errors itself; the shared policy owns retries instead.
+      retryMax: 0,
+    } as OSS.Options);
+    return {
+      put: async (key, body, contentType) => {
+        const result = Buffer.isBuffer(body)
+          ? await client.put(key, body, { mime: contentType } as OSS.PutObjectOptions)
+          : await client.putStream(key, readRange(body), { mime: contentType, contentLength: body.length } as OSS.PutStreamOptions);
+        return { etag: etagOf(result.res) };
       },
-      { policy: options.retry, signal: putOptions.signal },
-    );
-    return { key, attempts, etag: (value.res.headers as Record<string, string | undefined>)['etag'] };
+      createMultipart: async (key, contentType) => (await client.initMultipartUpload(key, { mime: contentType })).uploadId,
+      // uploadPart takes a file path or a Buffer, with a byte range, and opens a fresh stream for it.
+      uploadPart: async (key, uploadId, partNumber, body) =>
+        Buffer.isBuffer(body)
+          ? (await client.uploadPart(key, uploadId, partNumber, body, 0, body.length)).etag
+          : (await client.uploadPart(key, uploadId, partNumber, body.path, body.start, body.start + body.length)).etag,
+      completeMultipart: async (key, uploadId, parts) => {
+        const result = await client.completeMultipartUpload(key, uploadId, parts.map((part) => ({ number: part.partNumber, etag: part.etag })));
+        return { etag: result.etag };
+      },
+      abortMultipart: async (key, uploadId) => {
+        await client.abortMultipartUpload(key, uploadId);
+      },
+    };
   };
 
-  return {
-    cloud: 'oss',
-    bucket: options.bucket,
-    putFile: (key, filePath, putOptions) => put(key, filePath, putOptions),
-    putBuffer: (key, body, putOptions) => put(key, body, putOptions),
-    objectUrl: (key) => `https://${options.bucket}.oss-${options.region}.aliyuncs.com/${encodeObjectKey(key)}`,
-  };
+  return createCloudStore(
+    {
+      cloud: 'oss',
+      bucket: options.bucket,
+      connect,
+      describeFailure: describeOssFailure,
+      expiredTokenCode: 'SecurityTokenExpired',
+      objectUrl: (key) => `https://${options.bucket}.oss-${options.region}.aliyuncs.com/${encodeObjectKey(key)}`,
+    },
+    options,
+  );
 }
 
-/** Encodes each path segment, keeping `/` as the separator. */
-export function encodeObjectKey(key: string): string {
-  return key.split('/').map(encodeURIComponent).join('/');
+function etagOf(res: { headers: unknown }): string | undefined {
+  return (res.headers as Record<string, string | undefined>)['etag'];
 }
 
-function toStorageError(bucket: string, key: string, error: unknown): StorageError {
-  const e = (error ?? {}) as { status?: number; code?: string; requestId?: string; message?: string; name?: string };
-  // ali-oss reports network failures with status -1/-2 and a name such as ConnectionTimeoutError.
+function describeOssFailure(error: unknown): SdkFailure {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as { status?: unknown; code?: unknown; name?: unknown; requestId?: unknown };
+  // ali-oss reports failures without an answer as status -1 (network) or -2 (timeout), or with no status.
   const status = typeof e.status === 'number' && e.status > 0 ? e.status : undefined;
-  const networkFailure = e.status === -1 || e.status === -2;
-  const retryable = status === undefined ? networkFailure || isRetryable(error) : status >= 500 || status === 429 || status === 408;
-  const cloudCode = e.code ?? e.name;
-  const message = `OSS put ${bucket}/${key} failed${status ? ` with HTTP ${status}` : ''}${cloudCode ? ` (${cloudCode})` : ''}`;
-  return new StorageError({ cloud: 'oss', bucket, key, status, cloudCode, requestId: e.requestId }, message, { cause: error, retryable });
+  const code = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : undefined;
+  return {
+    status,
+    cloudCode: code,
+    requestId: typeof e.requestId === 'string' ? e.requestId : undefined,
+    noResponse: status === undefined && (e.status === -1 || e.status === -2 || isRetryable(error)),
+  };
 }

@@ -1,0 +1,45 @@
+/**
+ * One side of `npm run bench:snapshot`, run in its own process so its CPU (and its
+ * children's) can be read from /proc without the other side's.
+ *   contender.ts seed <rtmp-url> <out-dir>        the public sample's ffmpeg command
+ *   contender.ts function <event-json>            this project's FC handler
+ * Stops on SIGUSR2 (the seed never stops on its own); prints one JSON line.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { createSnapshotHandler } from '../../functions/fc-snapshot';
+import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
+import { cpuSeconds } from './cpu';
+
+async function runSeed(url: string, outDir: string): Promise<unknown> {
+  mkdirSync(outDir, { recursive: true });
+  // Exactly the seed: every frame decoded, one image a second by strftime name.
+  const ffmpeg = spawn(resolveFfmpegPath(), ['-loglevel', 'error', '-i', url, '-f', 'image2', '-r', '1', '-strftime', '1', `${outDir}/%Y%m%d%H%M%S.jpg`], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  await new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  ffmpeg.stdin!.end('q');
+  const timer = setTimeout(() => ffmpeg.kill('SIGTERM'), 3_000);
+  await once(ffmpeg, 'exit');
+  clearTimeout(timer);
+  return {};
+}
+
+async function runFunction(eventJson: string): Promise<unknown> {
+  const handler = createSnapshotHandler({ env: { ...process.env, LOG_LEVEL: 'warn' } });
+  const result = await handler(Buffer.from(eventJson), { requestId: 'bench', function: { timeout: 900 } });
+  return { result };
+}
+
+async function main() {
+  const [mode, ...args] = process.argv.slice(2);
+  const before = cpuSeconds();
+  const outcome = mode === 'seed' ? await runSeed(args[0]!, args[1]!) : await runFunction(args[0]!);
+  const after = cpuSeconds();
+  process.stdout.write(
+    JSON.stringify({ ...(outcome as object), cpu: { self: after.self - before.self, children: after.children - before.children } }) + '\n',
+  );
+}
+
+void main();

@@ -1,0 +1,90 @@
+/**
+ * `npm run demo`: an embedded RTMP server, a synthetic 720p stream published for
+ * about 15 s, the real snapshot handler storing into ./demo-output with the local
+ * driver, and an HTML timeline of what it stored. Needs nothing but `npm ci`.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createSnapshotHandler } from '../functions/fc-snapshot';
+import type { SnapshotResult } from '../shared/snapshot/job';
+import { createLocalStore } from '../shared/storage/local';
+import { makeTestStream } from '../test/support/media-tools';
+import { publish, waitForPublishing } from '../test/support/publisher';
+import { startNodeMediaServer } from '../test/support/rtmp-server';
+import { progressPrinter } from './lib/cli';
+
+const OUTPUT = resolve('demo-output');
+const BUCKET = 'demo-bucket';
+const PREFIX = 'snapshots';
+
+interface ManifestEntry {
+  key: string;
+  stream_time: number;
+  wall_time: string;
+  written_at: string;
+  uploaded_at: string | null;
+  bytes: number | null;
+}
+
+async function main(): Promise<void> {
+  await rm(OUTPUT, { recursive: true, force: true });
+  say('making a 15 s synthetic 720p30 stream (cached after the first run)…');
+  const stream = await makeTestStream({ width: 1280, height: 720, fps: 30, gopSeconds: 1, seconds: 15, audio: true });
+  const server = await startNodeMediaServer();
+  try {
+    const url = server.url('demo');
+    const publisher = publish(stream, url);
+    await waitForPublishing(server, 'demo', 20_000);
+    say(`publishing to ${url}; the publisher stops by itself after 15 s`);
+
+    const handler = createSnapshotHandler({
+      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+      createStore: (job) => createLocalStore({ root: OUTPUT, bucket: job.bucket }),
+      onProgress: progressPrinter(),
+    });
+    const event = { rtmp_url: url, bucket: BUCKET, region: 'cn-hangzhou', dst: PREFIX, idle_timeout: 4, latest: true, width: 640 };
+    say(`invoking the FC handler with ${JSON.stringify(event)}`);
+    const result = (await handler(Buffer.from(JSON.stringify(event)), { requestId: `demo-${randomUUID()}`, function: { timeout: 120 } })) as SnapshotResult;
+    await publisher.exited;
+
+    const bucketDir = join(OUTPUT, BUCKET);
+    const manifest = JSON.parse(await readFile(join(bucketDir, PREFIX, 'manifest.json'), 'utf8')) as { snapshots: ManifestEntry[] };
+    await writeFile(join(OUTPUT, 'index.html'), timelinePage(result, manifest.snapshots));
+    await writeFile(join(OUTPUT, 'result.json'), JSON.stringify(result, null, 2));
+
+    say(`stop reason: ${result.stop_reason}; ${result.counts.uploaded}/${result.counts.taken} snapshots stored (${result.decode} decoding)`);
+    say(`snapshots:  ${join(bucketDir, PREFIX)}/`);
+    say(`timeline:   ${join(OUTPUT, 'index.html')}`);
+    say(`result:     ${join(OUTPUT, 'result.json')}`);
+    if (result.status !== 'ok') process.exitCode = 1;
+  } finally {
+    await server.stop();
+  }
+}
+
+function timelinePage(result: SnapshotResult, snapshots: ManifestEntry[]): string {
+  const escape = (text: string) => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const cards = snapshots
+    .map((s) => {
+      const lag = s.uploaded_at ? `stored ${Date.parse(s.uploaded_at) - Date.parse(s.written_at)} ms after written` : 'not uploaded';
+      return `<figure><img src="${BUCKET}/${escape(s.key)}" loading="lazy" alt=""><figcaption><b>${escape(s.key.split('/').pop()!)}</b><br>stream ${s.stream_time.toFixed(2)} s · ${escape(s.wall_time)}<br>${s.bytes ?? 0} bytes · ${lag}</figcaption></figure>`;
+    })
+    .join('\n');
+  return `<!doctype html><meta charset="utf-8"><title>Snapshot timeline</title>
+<style>body{font:14px system-ui;margin:2em}figure{display:inline-block;margin:.5em;width:320px}img{width:100%}figcaption{color:#444}</style>
+<h1>Snapshot timeline</h1>
+<p>${escape(result.source)} → ${escape(result.bucket)}/${escape(result.prefix)} · stop reason <b>${result.stop_reason}</b> · ${result.counts.uploaded}/${result.counts.taken} stored · ${result.decode} decoding · ${escape(result.started_at)} → ${escape(result.ended_at)}</p>
+<p>Latest: <img src="${BUCKET}/${escape(result.prefix)}latest.jpg" style="width:160px;vertical-align:middle" alt=""></p>
+${cards}
+`;
+}
+
+function say(message: string): void {
+  process.stderr.write(`[demo] ${message}\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`[demo] failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

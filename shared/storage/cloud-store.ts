@@ -1,0 +1,145 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { StorageError } from '../errors';
+import { withRetry, type RetryPolicy } from '../retry';
+import { putFileInParts, putStreamInParts, resolveMultipartOptions, type MultipartOptions, type Send } from './multipart';
+import type { CloudClient, FileRange, ObjectStore, PutOptions } from './types';
+
+/** What an SDK error says about a failed request, read off whatever shape the SDK threw. */
+export interface SdkFailure {
+  /** The HTTP status, when an answer came back. */
+  status?: number;
+  cloudCode?: string;
+  requestId?: string;
+  /** No answer came back (reset, timeout, refused): another attempt may get one. */
+  noResponse: boolean;
+}
+
+/** The per-cloud part of a store: an SDK client factory, error reading and URLs. */
+export interface CloudDriver<C> {
+  cloud: 'oss' | 'cos';
+  bucket: string;
+  connect(credentials: C): CloudClient;
+  describeFailure(error: unknown): SdkFailure;
+  /** The code the cloud answers when an STS token has expired. */
+  expiredTokenCode: string;
+  objectUrl(key: string): string;
+}
+
+export interface CloudStoreOptions<C> {
+  credentials: C;
+  /**
+   * Called when the cloud says the STS token has expired (once, however many requests saw it);
+   * those requests are then retried with the new credentials.
+   */
+  refreshCredentials?: () => Promise<C>;
+  retry?: Partial<RetryPolicy>;
+  multipart?: Partial<MultipartOptions>;
+}
+
+const CLOUD_LABELS = { oss: 'OSS', cos: 'COS' } as const;
+
+/**
+ * The store both cloud drivers share: retries under the one shared policy, STS refresh,
+ * StorageError typing, and the choice between a single put and a multipart upload.
+ */
+export function createCloudStore<C>(driver: CloudDriver<C>, options: CloudStoreOptions<C>): ObjectStore {
+  const multipart = resolveMultipartOptions(options.multipart);
+  let session = { client: driver.connect(options.credentials), generation: 0 };
+  let refreshing: Promise<void> | undefined;
+
+  /** Renews the client unless another request already did since `generation` was current. */
+  const renewSession = async (generation: number, refresh: () => Promise<C>): Promise<void> => {
+    if (session.generation !== generation) return;
+    refreshing ??= refresh()
+      .then((credentials) => {
+        session = { client: driver.connect(credentials), generation: generation + 1 };
+      })
+      .finally(() => {
+        refreshing = undefined;
+      });
+    await refreshing;
+  };
+
+  const sender = (key: string, signal: AbortSignal | undefined): Send => (operation, call) => {
+    let refreshed = false;
+    return withRetry(
+      async () => {
+        const { client, generation } = session;
+        try {
+          return await call(client);
+        } catch (error) {
+          const failure = toStorageError(driver, operation, key, error);
+          const refresh = options.refreshCredentials;
+          if (failure.detail.cloudCode !== driver.expiredTokenCode || !refresh || refreshed) throw failure;
+          refreshed = true;
+          try {
+            await renewSession(generation, refresh);
+          } catch (refreshError) {
+            throw new StorageError(failure.detail, `${failure.message}; refreshing credentials failed`, { cause: refreshError });
+          }
+          throw new StorageError(failure.detail, failure.message, { cause: error, retryable: true });
+        }
+      },
+      { policy: options.retry, signal },
+    );
+  };
+
+  /** Failures outside any request (a source stream that errors, too many parts) are typed here. */
+  const typed = async <T>(key: string, upload: () => Promise<T>): Promise<T> => {
+    try {
+      return await upload();
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      const message = `${CLOUD_LABELS[driver.cloud]} upload of ${driver.bucket}/${key} failed: ${error instanceof Error ? error.message : String(error)}`;
+      throw new StorageError({ cloud: driver.cloud, bucket: driver.bucket, key }, message, { cause: error });
+    }
+  };
+
+  const putBuffer = async (key: string, body: Buffer, putOptions: PutOptions = {}) => {
+    const send = sender(key, putOptions.signal);
+    const { value, attempts } = await send('put', (client) => client.put(key, body, putOptions.contentType));
+    return { key, attempts, etag: value.etag };
+  };
+
+  return {
+    cloud: driver.cloud,
+    bucket: driver.bucket,
+    putBuffer,
+    putFile: (key, filePath, putOptions = {}) =>
+      typed(key, async () => {
+        const { size } = await stat(filePath);
+        const send = sender(key, putOptions.signal);
+        if (size > multipart.thresholdBytes) {
+          return putFileInParts(key, filePath, size, multipart, putOptions.contentType, send);
+        }
+        const { value, attempts } = await send('put', (client) => client.put(key, { path: filePath, start: 0, length: size }, putOptions.contentType));
+        return { key, attempts, etag: value.etag };
+      }),
+    putStream: (key, body, putOptions = {}) =>
+      typed(key, () => putStreamInParts(key, body, multipart, putOptions.contentType, sender(key, putOptions.signal))),
+    objectUrl: (key) => driver.objectUrl(key),
+  };
+}
+
+/** Opens a file range for one attempt. */
+export function readRange(range: FileRange): Readable {
+  if (range.length === 0) return Readable.from([]);
+  return createReadStream(range.path, { start: range.start, end: range.start + range.length - 1 });
+}
+
+/** Encodes each path segment, keeping `/` as the separator. */
+export function encodeObjectKey(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function toStorageError<C>(driver: CloudDriver<C>, operation: string, key: string, error: unknown): StorageError {
+  const { status, cloudCode, requestId, noResponse } = driver.describeFailure(error);
+  const retryable = status === undefined ? noResponse : status >= 500 || status === 429 || status === 408;
+  const outcome = status === undefined
+    ? `${cloudCode ?? (error instanceof Error ? error.message : 'unknown error')}${noResponse ? ' (no response)' : ''}`
+    : `HTTP ${status}${cloudCode ? ` ${cloudCode}` : ''}`;
+  const message = `${CLOUD_LABELS[driver.cloud]} ${operation} ${driver.bucket}/${key} failed: ${outcome}${requestId ? `, request id ${requestId}` : ''}`;
+  return new StorageError({ cloud: driver.cloud, bucket: driver.bucket, key, operation, status, cloudCode, requestId }, message, { cause: error, retryable });
+}

@@ -1,0 +1,112 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import ffmpegInstaller from '@ffmpeg-installer/ffmpeg';
+import ffprobeInstaller from '@ffprobe-installer/ffprobe';
+import { runTracked } from './child-processes';
+
+/** npm 11 may skip the installers' chmod postinstall, leaving the binaries without their run bit. */
+function executable(binary: string): string {
+  const mode = fs.statSync(binary).mode;
+  if ((mode & 0o100) === 0) fs.chmodSync(binary, mode | 0o100);
+  return binary;
+}
+
+/** A 4.1-era static build: no `-fps_mode` (use `-vsync`). */
+export const ffmpegPath: string = executable(ffmpegInstaller.path);
+export const ffprobePath: string = executable(ffprobeInstaller.path);
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const streamCacheDir = path.join(repoRoot, '.cache', 'test-streams');
+
+export interface TestStreamOptions {
+  width: number;
+  height: number;
+  fps: number;
+  gopSeconds: number;
+  seconds: number;
+  audio?: boolean;
+}
+
+const pendingStreams = new Map<string, Promise<string>>();
+
+/**
+ * An FLV of testsrc2 (+ a 440 Hz AAC tone) with a keyframe exactly every
+ * `gopSeconds`, cached by its parameters so only the first run pays for encoding.
+ */
+export function makeTestStream(opts: TestStreamOptions): Promise<string> {
+  const audio = opts.audio ?? true;
+  const name = `testsrc2-${opts.width}x${opts.height}-${opts.fps}fps-gop${opts.gopSeconds}s-${opts.seconds}s-${audio ? 'aac' : 'noaudio'}.flv`;
+  const file = path.join(streamCacheDir, name);
+  // Concurrent callers in one process share one encode.
+  let pending = pendingStreams.get(file);
+  if (!pending) {
+    pending = encodeTestStream(file, opts, audio);
+    pendingStreams.set(file, pending);
+    pending.catch(() => pendingStreams.delete(file));
+  }
+  return pending;
+}
+
+async function encodeTestStream(file: string, opts: TestStreamOptions, audio: boolean): Promise<string> {
+  if (fs.existsSync(file)) return file;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // Written under a unique temporary name and renamed, so a killed run never
+  // leaves a truncated file that later runs would reuse.
+  const temporary = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const gop = String(Math.round(opts.fps * opts.gopSeconds));
+  const args = [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${opts.width}x${opts.height}:rate=${opts.fps}`,
+    ...(audio ? ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100'] : []),
+    '-t', String(opts.seconds),
+    '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+    '-g', gop, '-keyint_min', gop, '-sc_threshold', '0',
+    ...(audio ? ['-c:a', 'aac'] : []),
+    '-f', 'flv', temporary,
+  ];
+  const result = await runTracked(ffmpegPath, args, 300_000);
+  if (result.code !== 0) {
+    fs.rmSync(temporary, { force: true });
+    throw new Error(`ffmpeg could not make ${path.basename(file)} (exit ${result.code}): ${result.stderr.trim()}`);
+  }
+  fs.renameSync(temporary, file);
+  return file;
+}
+
+export interface ProbeResult {
+  format: string;
+  streams: Array<{ codec_type: string; codec_name: string; width?: number; height?: number; duration?: number }>;
+  duration?: number;
+}
+
+interface FfprobeJson {
+  format?: { format_name?: string; duration?: string };
+  streams?: Array<{ codec_type?: string; codec_name?: string; width?: number; height?: number; duration?: string }>;
+}
+
+/** ffprobe reports durations as strings, and "N/A" or nothing when unknown. */
+function seconds(value: string | undefined): number | undefined {
+  const parsed = value === undefined ? NaN : Number.parseFloat(value);
+  return Number.isFinite(parsed) ? parsed : undefined;
+}
+
+export async function probe(file: string): Promise<ProbeResult> {
+  const result = await runTracked(
+    ffprobePath,
+    ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', file],
+    30_000,
+  );
+  if (result.code !== 0) throw new Error(`ffprobe ${file} failed (exit ${result.code}): ${result.stderr.trim()}`);
+  const json = JSON.parse(result.stdout) as FfprobeJson;
+  return {
+    format: json.format?.format_name ?? '',
+    streams: (json.streams ?? []).map((stream) => ({
+      codec_type: stream.codec_type ?? '',
+      codec_name: stream.codec_name ?? '',
+      width: stream.width,
+      height: stream.height,
+      duration: seconds(stream.duration),
+    })),
+    duration: seconds(json.format?.duration),
+  };
+}

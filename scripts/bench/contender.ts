@@ -19,8 +19,9 @@ async function runSeed(url: string, outDir: string): Promise<unknown> {
     stdio: ['pipe', 'ignore', 'inherit'],
   });
   await new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  // Blocked in a read, the seed ignores q; what it writes from here on does not matter.
   ffmpeg.stdin!.end('q');
-  const timer = setTimeout(() => ffmpeg.kill('SIGTERM'), 3_000);
+  const timer = setTimeout(() => ffmpeg.kill('SIGKILL'), 1_000);
   await once(ffmpeg, 'exit');
   clearTimeout(timer);
   return {};

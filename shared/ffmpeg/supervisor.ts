@@ -11,7 +11,7 @@ export interface FfmpegExit {
   /** Set when the supervisor stopped ffmpeg; absent when ffmpeg exited on its own. */
   stopCause?: StopCause;
   /** The harshest step the stop needed. */
-  escalation: 'none' | 'quit' | 'sigterm' | 'sigkill';
+  escalation: 'none' | 'quit' | 'sigterm' | 'sigint' | 'sigkill';
   /** Highest progress frame count seen (0: never got a frame). */
   frames: number;
   /** Last stderr lines, for error messages. May contain the input URL: redact before echoing. */
@@ -35,6 +35,8 @@ export interface SupervisorOptions {
 
 const STDERR_TAIL_LINES = 30;
 const WATCHDOG_TICK_MS = 250;
+/** Time for a SIGTERM alone to work (ffmpeg not blocked in a read) before the second signal. */
+const SECOND_SIGNAL_DELAY_MS = 500;
 
 /** Every ffmpeg this process started and that has not exited yet. */
 const liveChildren = new Set<ChildProcess>();
@@ -128,9 +130,11 @@ export class FfmpegProcess {
   }
 
   /**
-   * Ends ffmpeg, gently first so it finalises its outputs. A stalled reader is
-   * blocked in a network read and never sees `q`, so `skipQuit` goes straight to SIGTERM,
-   * which ffmpeg also handles gracefully.
+   * Ends ffmpeg, gently first so it flushes its decoder and finalises its outputs.
+   * A stalled reader is blocked in a network read and never sees `q`, so `skipQuit`
+   * goes straight to signals. ffmpeg aborts a blocked read only from its second signal,
+   * and the static build's handler is one-shot per signal (a second SIGTERM would kill
+   * it without a flush), so the second one is SIGINT.
    */
   stop(cause: StopCause = 'requested', options: { skipQuit?: boolean } = {}): Promise<FfmpegExit> {
     if (this.stopping) return this.stopping;
@@ -150,6 +154,11 @@ export class FfmpegProcess {
     if (!this.hasExited) {
       this.escalation = 'sigterm';
       this.child.kill('SIGTERM');
+      if (await this.exitsWithin(SECOND_SIGNAL_DELAY_MS)) return this.exited;
+    }
+    if (!this.hasExited) {
+      this.escalation = 'sigint';
+      this.child.kill('SIGINT');
       if (await this.exitsWithin(termGraceMs)) return this.exited;
     }
     if (!this.hasExited) {

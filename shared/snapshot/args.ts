@@ -1,10 +1,8 @@
 import { inputLivenessProbeArgs, networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
+import { join } from 'node:path';
 import { imageEncoderArgs, type ImageFormat } from './image-format';
 
 export type DecodeMode = 'keyframes' | 'all';
-
-/** The filter instance whose log lines carry each snapshot's stream time. */
-export const SNAPSHOT_SHOWINFO = 'showinfo@snap';
 
 /**
  * Snapshot slots are an interval grid anchored at the first selected frame, so the
@@ -34,9 +32,10 @@ export function selectExpression(intervalSec: number, mode: DecodeMode): string 
 }
 
 export function snapshotFilter(options: { intervalSec: number; mode: DecodeMode; width?: number }): string {
-  const filters = [`select='${selectExpression(options.intervalSec, options.mode)}'`, SNAPSHOT_SHOWINFO];
-  // -2 keeps the aspect ratio with an even height, which every encoder accepts.
-  if (options.width !== undefined) filters.push(`scale=${options.width}:-2`);
+  const filters = [`select='${selectExpression(options.intervalSec, options.mode)}'`];
+  // -2 keeps the aspect ratio with an even height, which every encoder accepts. Explicit
+  // flags keep a real resampler here; only the 1:1 range conversion uses -sws_flags.
+  if (options.width !== undefined) filters.push(`scale=${options.width}:-2:flags=bicubic`);
   return filters.join(',');
 }
 
@@ -48,8 +47,24 @@ export interface SnapshotRunPlan {
   width?: number;
   quality?: number;
   ioTimeoutSec: number;
-  /** An image2 pattern with one %d; numbering starts at 0 to match showinfo's n. */
-  outputPattern: string;
+  /** Where this run writes its images. */
+  workDir: string;
+  /** Connection number within the job; part of every file name. */
+  run: number;
+}
+
+/**
+ * Each image is named by its stream time in milliseconds (`-frame_pts` with a 1/1000
+ * time base), so the name alone says when the frame was: `r<run>-<ms>.<ext>`.
+ */
+export function snapshotFileName(run: number, format: ImageFormat, streamTimeMs: number | '%d'): string {
+  return `r${run}-${streamTimeMs}.${format}`;
+}
+
+/** The stream time (ms) in a snapshot file name of this run, or undefined for any other file. */
+export function streamTimeFromFileName(name: string, run: number, format: ImageFormat): number | undefined {
+  const match = new RegExp(`^r${run}-(-?\\d+)\\.${format}$`).exec(name);
+  return match ? Number(match[1]) : undefined;
 }
 
 /**
@@ -65,12 +80,13 @@ export function snapshotRunArgs(plan: SnapshotRunPlan): string[] {
     ...inputLivenessProbeArgs(),
     '-map', '0:v:0', '-an',
     '-vf', snapshotFilter({ intervalSec: plan.intervalSec, mode: plan.mode, width: plan.width }),
-    // vfr: write each selected frame once, never duplicate to fill a rate.
-    '-vsync', 'vfr',
+    // vfr: write each selected frame once, never duplicate to fill a rate. The rate only
+    // sets a millisecond time base for -frame_pts.
+    '-vsync', 'vfr', '-r', '1000',
     ...imageEncoderArgs(plan.format, plan.quality),
-    '-f', 'image2', '-start_number', '0',
+    '-f', 'image2', '-frame_pts', '1',
     // Files appear by rename, so any file the watcher sees is complete.
     '-atomic_writing', '1',
-    plan.outputPattern,
+    join(plan.workDir, snapshotFileName(plan.run, plan.format, '%d')),
   ];
 }

@@ -6,10 +6,9 @@ import type { Logger } from '../log';
 import { redactUrls } from '../redact';
 import { sleep } from '../retry';
 import type { ObjectStore } from '../storage/types';
-import { snapshotRunArgs, snapshotSlot, type DecodeMode } from './args';
+import { snapshotFileName, snapshotRunArgs, snapshotSlot, streamTimeFromFileName, type DecodeMode } from './args';
 import { CONTENT_TYPES, type ImageFormat } from './image-format';
 import { KeyClock, latestKey, manifestKey, snapshotKey } from './keys';
-import { parseSnapshotInfo } from './showinfo';
 import { SnapshotUploader, type SnapshotRecord } from './uploader';
 
 /** Everything the user asked for, validated and typed. */
@@ -103,6 +102,8 @@ class SnapshotCapture {
   private readonly keyClock: KeyClock;
   private readonly uploader: SnapshotUploader;
   private readonly flushAbort = new AbortController();
+  /** Aborted with the first stop request, so waits between reconnects end at once. */
+  private readonly captureAbort = new AbortController();
   private stopReason: StopReason | undefined;
   private current: FfmpegProcess | undefined;
   private mode: DecodeMode = 'keyframes';
@@ -169,6 +170,7 @@ class SnapshotCapture {
   private requestStop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
+    this.captureAbort.abort();
     this.log.info('stopping capture', { reason });
     void this.current?.stop('requested');
   }
@@ -176,9 +178,10 @@ class SnapshotCapture {
   private async captureLoop(): Promise<void> {
     const idleMs = this.job.idleTimeoutSec * 1000;
     const connectDeadline = this.startedAt + this.job.connectTimeoutSec * 1000;
+    // Until the first frame, connect_timeout bounds (re)connecting; after it, idle_timeout does.
+    const windowEnd = () => (this.lastFrameAt === undefined ? connectDeadline : this.lastFrameAt + idleMs);
     for (let run = 0; !this.stopReason; run++) {
-      const windowEnd = this.lastFrameAt === undefined ? connectDeadline : this.lastFrameAt + idleMs;
-      const exit = await this.captureRun(run, Math.max(1_000, windowEnd - Date.now()), idleMs);
+      const exit = await this.captureRun(run, Math.max(1_000, windowEnd() - Date.now()), idleMs);
       if (this.stopReason) return;
       if (this.switchToFullDecode) {
         this.switchToFullDecode = false;
@@ -209,63 +212,44 @@ class SnapshotCapture {
         return;
       }
       if (exit.frames === 0 && exit.code !== 0) this.firstError = describeFailure(exit);
-      const closesAt = this.lastFrameAt === undefined ? connectDeadline : this.lastFrameAt + idleMs;
-      if (Date.now() + RECONNECT_DELAY_MS >= closesAt) {
+      if (Date.now() + RECONNECT_DELAY_MS >= windowEnd()) {
         this.stopReason = everConnected ? 'ended' : 'error';
         return;
       }
       this.log.info('source closed; reconnecting', { run, code: exit.code, frames: exit.frames });
-      await this.sleepUnlessStopped(RECONNECT_DELAY_MS);
+      await sleep(RECONNECT_DELAY_MS, this.captureAbort.signal);
     }
-  }
-
-  private async sleepUnlessStopped(ms: number): Promise<void> {
-    const abort = new AbortController();
-    const poll = setInterval(() => this.stopReason && abort.abort(), 100);
-    await sleep(ms, abort.signal);
-    clearInterval(poll);
   }
 
   /** One ffmpeg connection: snapshots are handed to the uploader as they appear. */
   private async captureRun(run: number, firstFrameTimeoutMs: number, stallTimeoutMs: number): Promise<FfmpegExit> {
-    const prefix = `r${run}-`;
-    const ext = this.job.format;
-    const streamTimes = new Map<number, number>();
-    const arrived = new Map<number, string>();
-    let nextIndex = 0;
+    let lastTakenMs = Number.NEGATIVE_INFINITY;
     let runAnchorMs: number | undefined;
     let firstStreamTime = 0;
     let previousSlot = -1;
     let runFrames = 0;
 
-    const takeReady = async (final: boolean) => {
-      for (;;) {
-        const file = arrived.get(nextIndex);
-        if (file === undefined) return;
-        const streamTime = streamTimes.get(nextIndex);
-        if (streamTime === undefined && !final) return;
-        arrived.delete(nextIndex);
-        await this.take(run, file, streamTime, () => {
-          const time = streamTime ?? firstStreamTime;
-          if (runAnchorMs === undefined) {
-            runAnchorMs = Date.now();
-            firstStreamTime = time;
-          }
-          const slot = snapshotSlot(time, firstStreamTime, this.job.intervalSec, this.mode);
-          if (this.mode === 'keyframes' && previousSlot >= 0 && slot - previousSlot >= 2) this.noteSkippedSlots(slot - previousSlot - 1);
-          previousSlot = slot;
-          return this.keyClock.timeFor(runAnchorMs, slot);
-        });
-        nextIndex++;
+    const nameKeyTime = (streamTime: number): number => {
+      if (runAnchorMs === undefined) {
+        runAnchorMs = Date.now();
+        firstStreamTime = streamTime;
       }
+      const slot = snapshotSlot(streamTime, firstStreamTime, this.job.intervalSec, this.mode);
+      if (this.mode === 'keyframes' && previousSlot >= 0 && slot - previousSlot >= 2) this.noteSkippedSlots(slot - previousSlot - 1);
+      previousSlot = slot;
+      return this.keyClock.timeFor(runAnchorMs, slot);
     };
-    const scan = async (final: boolean) => {
-      for (const name of await readdir(this.workDir)) {
-        if (!name.startsWith(prefix) || !name.endsWith(`.${ext}`)) continue; // also skips atomic-write temp files
-        const index = Number(name.slice(prefix.length, -ext.length - 1));
-        if (index >= nextIndex && !arrived.has(index)) arrived.set(index, join(this.workDir, name));
+    // Files are renamed into place in stream order, so everything newer than the last
+    // one taken is complete and can go, oldest first.
+    const scan = async () => {
+      const ready = (await readdir(this.workDir))
+        .map((name) => streamTimeFromFileName(name, run, this.job.format))
+        .filter((ms): ms is number => ms !== undefined && ms > lastTakenMs)
+        .sort((a, b) => a - b);
+      for (const ms of ready) {
+        lastTakenMs = ms;
+        await this.take(run, join(this.workDir, snapshotFileName(run, this.job.format, ms)), ms / 1000, nameKeyTime);
       }
-      await takeReady(final);
     };
 
     const process = new FfmpegProcess({
@@ -278,14 +262,11 @@ class SnapshotCapture {
         width: this.job.width,
         quality: this.job.quality,
         ioTimeoutSec: this.job.idleTimeoutSec + 5,
-        outputPattern: join(this.workDir, `${prefix}%08d.${ext}`),
+        workDir: this.workDir,
+        run,
       }),
       firstFrameTimeoutMs,
       stallTimeoutMs,
-      onStderrLine: (line) => {
-        const info = parseSnapshotInfo(line);
-        if (info) streamTimes.set(info.index, info.streamTime);
-      },
       onProgress: (block) => {
         if (block.frame > runFrames) {
           runFrames = block.frame;
@@ -298,12 +279,12 @@ class SnapshotCapture {
 
     let scanning = Promise.resolve();
     const poller = setInterval(() => {
-      scanning = scanning.then(() => scan(false)).catch((error) => this.log.warn('scan failed', { error }));
+      scanning = scanning.then(scan).catch((error) => this.log.warn('scan failed', { error }));
     }, POLL_MS);
     const exit = await process.exited;
     clearInterval(poller);
     await scanning;
-    await scan(true);
+    await scan();
     this.current = undefined;
     this.log.info('ffmpeg run ended', {
       run,
@@ -325,18 +306,18 @@ class SnapshotCapture {
     }
   }
 
-  private async take(run: number, filePath: string, streamTime: number | undefined, keyTime: () => number): Promise<void> {
+  private async take(run: number, filePath: string, streamTime: number, keyTimeFor: (streamTime: number) => number): Promise<void> {
     const limit = this.job.maxSnapshots;
     if (limit !== undefined && this.records.length >= limit) {
       await rm(filePath, { force: true }); // written between the limit and ffmpeg's stop
       return;
     }
     const writtenAt = (await stat(filePath)).mtimeMs;
-    const timeMs = keyTime();
+    const timeMs = keyTimeFor(streamTime);
     const record: SnapshotRecord = {
       seq: this.records.length,
       key: snapshotKey(this.job.prefix, timeMs, this.job.format, this.job.intervalSec < 1),
-      streamTime: streamTime ?? 0,
+      streamTime,
       run,
       timeMs,
       writtenAt,

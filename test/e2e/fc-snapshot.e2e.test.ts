@@ -170,13 +170,33 @@ describe('FC snapshot function, end to end (node-media-server, OSS emulator)', (
     expect(result.counts.uploaded).toBeGreaterThanOrEqual(5);
   });
 
-  it('reports "error" when nothing can be reached within connect_timeout', async () => {
+  it('reports "error" when nothing can be reached within connect_timeout, without echoing URL credentials', async () => {
     const started = Date.now();
     const result = asSnapshotResult(
-      await handlerWith()({ rtmp_url: 'rtmp://127.0.0.1:9/live/nothing', bucket, region: 'cn-hangzhou', connect_timeout: 3 }, context()),
+      await handlerWith()(
+        { rtmp_url: 'rtmp://viewer:pa55word@127.0.0.1:9/live/nothing?auth_key=1700000000-0-0-deadbeef', bucket, region: 'cn-hangzhou', connect_timeout: 3 },
+        context(),
+      ),
     );
     expect(result).toMatchObject({ status: 'error', stop_reason: 'error', counts: { taken: 0 }, error: { code: 'SourceUnavailable' } });
+    expect(result.source).toBe('rtmp://***@127.0.0.1:9/live/nothing?auth_key=***');
+    expect(JSON.stringify(result)).not.toMatch(/pa55word|deadbeef/);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("uses FC's context credentials before the environment's", async () => {
+    const live = await startLiveStream({ loop: true });
+    try {
+      const result = asSnapshotResult(
+        await handlerWith({ ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'stale-env-secret' })(
+          { rtmp_url: live.url, bucket, region: 'cn-hangzhou', dst: live.dst, max_snapshots: 1 },
+          { ...context(), credentials: { ...credentials } },
+        ),
+      );
+      expect(result).toMatchObject({ status: 'ok', counts: { uploaded: 1 } });
+    } finally {
+      await live.publisher.stop();
+    }
   });
 });
 

@@ -4,7 +4,10 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { FfmpegProcess, liveFfmpegCount } from '../../shared/ffmpeg/supervisor';
+import { makeTestStream } from '../support/media-tools';
 import { isProcessRunning } from '../support/process';
+import { publish, waitForPublishing } from '../support/publisher';
+import { startNodeMediaServer } from '../support/rtmp-server';
 
 const ffmpegPath = resolveFfmpegPath();
 const progressArgs = ['-hide_banner', '-nostats', '-progress', 'pipe:1'];
@@ -56,7 +59,7 @@ describe('FfmpegProcess', () => {
     const exit = await ffmpeg.exited;
     expect(exit.stopCause).toBe('no-first-frame');
     expect(exit.frames).toBe(0);
-    expect(['sigterm', 'sigkill']).toContain(exit.escalation);
+    expect(['sigterm', 'sigint']).toContain(exit.escalation);
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
@@ -72,8 +75,35 @@ describe('FfmpegProcess', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const exit = await ffmpeg.stop();
     expect(exit.stopCause).toBe('requested');
-    expect(['sigterm', 'sigkill']).toContain(exit.escalation);
+    expect(['sigterm', 'sigint']).toContain(exit.escalation);
     expect(isProcessRunning(ffmpeg.pid!)).toBe(false);
+  });
+
+  it('ends a reader stalled mid-stream gracefully, so decoded frames are flushed, not killed', async () => {
+    const [file, server] = await Promise.all([
+      makeTestStream({ width: 320, height: 180, fps: 25, gopSeconds: 1, seconds: 4 }),
+      startNodeMediaServer(),
+    ]);
+    try {
+      const publisher = publish(file, server.url('stall'));
+      await waitForPublishing(server, 'stall', 15_000);
+      const snapshots: string[] = [];
+      const ffmpeg = new FfmpegProcess({
+        binary: ffmpegPath,
+        args: [...progressArgs, '-skip_frame', 'nokey', '-i', server.url('stall'), '-vf', 'showinfo', '-f', 'null', '-'],
+        firstFrameTimeoutMs: 10_000,
+        stallTimeoutMs: 1_500,
+        onStderrLine: (line) => line.includes('pts_time') && snapshots.push(line),
+      });
+      await publisher.exited;
+      const seenWhenPublisherLeft = snapshots.length;
+      const exit = await ffmpeg.exited;
+      expect(exit).toMatchObject({ stopCause: 'stalled', escalation: 'sigint', code: 255, signal: null });
+      // The decoder held keyframes back (B-frame reorder); a graceful stop flushed them.
+      expect(snapshots.length).toBeGreaterThan(seenWhenPublisherLeft);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('reports a binary that cannot start', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { networkInputArgs, supervisedRunArgs } from '../../shared/ffmpeg/args';
-import { selectExpression, snapshotFilter, snapshotRunArgs, snapshotSlot } from '../../shared/snapshot/args';
+import { selectExpression, snapshotFileName, snapshotFilter, snapshotRunArgs, snapshotSlot, streamTimeFromFileName } from '../../shared/snapshot/args';
 import { imageEncoderArgs, jpegQscale } from '../../shared/snapshot/image-format';
 
 const plan = {
@@ -9,7 +9,8 @@ const plan = {
   intervalSec: 1,
   format: 'jpg' as const,
   ioTimeoutSec: 15,
-  outputPattern: '/tmp/job/r0-%08d.jpg',
+  workDir: '/tmp/job',
+  run: 2,
 };
 
 describe('snapshotRunArgs', () => {
@@ -18,7 +19,7 @@ describe('snapshotRunArgs', () => {
     expect(args.slice(args.indexOf('-skip_frame'), args.indexOf('-skip_frame') + 2)).toEqual(['-skip_frame', 'nokey']);
     expect(args.indexOf('-skip_frame')).toBeLessThan(args.indexOf('-i'));
     expect(args[args.indexOf('-i') + 1]).toBe(plan.sourceUrl);
-    expect(args.at(-1)).toBe(plan.outputPattern);
+    expect(args.at(-1)).toBe('/tmp/job/r2-%d.jpg');
   });
 
   it('decodes every frame in full mode', () => {
@@ -44,17 +45,25 @@ describe('snapshotRunArgs', () => {
     expect(args.slice(0, supervisedRunArgs().length)).toEqual(supervisedRunArgs());
   });
 
-  it('writes atomically, numbered from 0, without frame duplication', () => {
+  it('writes atomically, named by stream time in ms, without frame duplication', () => {
     const args = snapshotRunArgs(plan);
-    expect(args).toEqual(expect.arrayContaining(['-atomic_writing', '1', '-start_number', '0', '-vsync', 'vfr']));
+    expect(args).toEqual(expect.arrayContaining(['-atomic_writing', '1', '-frame_pts', '1']));
+    expect(args.slice(args.indexOf('-vsync'), args.indexOf('-vsync') + 4)).toEqual(['-vsync', 'vfr', '-r', '1000']);
+  });
+
+  it("reads stream times back from this run's file names only", () => {
+    expect(snapshotFileName(2, 'jpg', 10023)).toBe('r2-10023.jpg');
+    expect(streamTimeFromFileName('r2-10023.jpg', 2, 'jpg')).toBe(10023);
+    expect(streamTimeFromFileName('r2--40.jpg', 2, 'jpg')).toBe(-40);
+    for (const other of ['r1-10023.jpg', 'r2-10023.png', 'r2-10023.jpg.tmp', 'r12-5.jpg', 'xr2-5.jpg']) {
+      expect(streamTimeFromFileName(other, 2, 'jpg')).toBeUndefined();
+    }
   });
 });
 
 describe('snapshot filter', () => {
   it('selects on an interval grid and scales keeping the aspect ratio', () => {
-    expect(snapshotFilter({ intervalSec: 2, mode: 'all', width: 640 })).toBe(
-      `select='${selectExpression(2, 'all')}',showinfo@snap,scale=640:-2`,
-    );
+    expect(snapshotFilter({ intervalSec: 2, mode: 'all', width: 640 })).toBe(`select='${selectExpression(2, 'all')}',scale=640:-2:flags=bicubic`);
     expect(snapshotFilter({ intervalSec: 2, mode: 'all' })).not.toContain('scale');
   });
 
@@ -76,7 +85,7 @@ describe('image encoders', () => {
   it('maps quality 1-100 onto mjpeg qscale 31-2', () => {
     expect(jpegQscale(100)).toBe(2);
     expect(jpegQscale(1)).toBe(31);
-    expect(imageEncoderArgs('jpg', 100)).toEqual(['-c:v', 'mjpeg', '-pix_fmt', 'yuvj420p', '-q:v', '2']);
+    expect(imageEncoderArgs('jpg', 100)).toEqual(['-c:v', 'mjpeg', '-pix_fmt', 'yuvj420p', '-sws_flags', 'neighbor', '-q:v', '2']);
     expect(imageEncoderArgs('webp', 70)).toEqual(['-c:v', 'libwebp', '-lossless', '0', '-quality', '70']);
     expect(imageEncoderArgs('png')).toEqual(['-c:v', 'png']);
   });

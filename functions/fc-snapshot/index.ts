@@ -65,7 +65,7 @@ export function createSnapshotHandler(deps: HandlerDependencies = {}) {
     try {
       const store = deps.createStore ? deps.createStore(job) : createOssForJob(job, context, config);
       const timeoutMs = (context.function?.timeout ?? 0) * 1000;
-      logger.info('snapshot job starting', { job: redact(job) });
+      logger.info('snapshot job starting', { job });
       const result = await runSnapshotJob(job, {
         store,
         ffmpegPath: resolveFfmpegPath(config.ffmpegPath),

@@ -5,9 +5,9 @@ import { protocolWhitelist } from '../source-url';
  * process is spawned without a shell and nothing is ever re-parsed.
  */
 
-/** Quiet banner, machine-readable progress on stdout, stderr kept for showinfo and errors. */
+/** Machine-readable progress on stdout; stderr carries only errors, for messages. */
 export function supervisedRunArgs(): string[] {
-  return ['-hide_banner', '-nostats', '-loglevel', 'info', '-progress', 'pipe:1'];
+  return ['-hide_banner', '-nostats', '-loglevel', 'error', '-progress', 'pipe:1'];
 }
 
 export interface NetworkInputOptions {

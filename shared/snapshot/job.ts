@@ -146,8 +146,11 @@ class SnapshotCapture {
       captureTimers.dispose();
     }
     await this.flush();
-    clearTimeout(flushTimer);
-    return this.finish();
+    try {
+      return await this.finish();
+    } finally {
+      clearTimeout(flushTimer);
+    }
   }
 
   /** max_duration, the deadline and SIGTERM each end the capture (not the flush). */
@@ -336,9 +339,7 @@ class SnapshotCapture {
   }
 
   private counts() {
-    const uploaded = this.records.filter((r) => r.status === 'uploaded').length;
-    const failed = this.records.filter((r) => r.status === 'failed').length;
-    return { taken: this.records.length, uploaded, failed };
+    return { taken: this.records.length, ...this.uploader.counts };
   }
 
   private manifestKeyWritten: string | null = null;
@@ -404,7 +405,7 @@ class SnapshotCapture {
     };
     if (stopReason === 'error') result.error = { code: 'SourceUnavailable', message: redactUrls(this.firstError ?? 'capture failed') };
     if (this.job.callbackUrl) {
-      result.callback = await deliverCallback(this.job.callbackUrl, result, { secret: this.runtime.callbackSecret });
+      result.callback = await deliverCallback(this.job.callbackUrl, result, { secret: this.runtime.callbackSecret, signal: this.flushAbort.signal });
       result.ended_at = new Date().toISOString();
     }
     return result;
@@ -412,6 +413,6 @@ class SnapshotCapture {
 }
 
 function describeFailure(exit: FfmpegExit): string {
-  const lastLines = exit.stderrTail.filter((line) => !line.startsWith('[showinfo')).slice(-3).join(' | ');
+  const lastLines = exit.stderrTail.slice(-3).join(' | ');
   return `ffmpeg exited with code ${exit.code}${lastLines ? `: ${lastLines}` : ''}`;
 }

@@ -46,6 +46,7 @@ export class SnapshotUploader {
   private active = 0;
   private idleWaiters: Array<() => void> = [];
   private newestLatestSeq = -1;
+  private uploadedCount = 0;
   private latestChain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -56,6 +57,11 @@ export class SnapshotUploader {
   enqueue(record: SnapshotRecord, filePath: string): void {
     this.queue.push({ record, filePath });
     this.pump();
+  }
+
+  /** Snapshots stored, and snapshots whose last attempt failed. */
+  get counts(): { uploaded: number; failed: number } {
+    return { uploaded: this.uploadedCount, failed: this.failed.length };
   }
 
   /** Resolves when nothing is queued or in flight. */
@@ -95,6 +101,7 @@ export class SnapshotUploader {
       record.attempts += result.attempts;
       record.uploadedAt = Date.now();
       record.status = 'uploaded';
+      this.uploadedCount++;
       delete record.error;
       if (this.options.latestKey && record.seq > this.newestLatestSeq) {
         this.newestLatestSeq = record.seq;

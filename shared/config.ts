@@ -12,11 +12,23 @@ export interface RuntimeConfig {
   cosEndpoint?: string;
   /** The SCF function role's temporary keys (or long-term keys set by hand). */
   tencentCredentials?: { secretId: string; secretKey: string; sessionToken?: string };
+  /** e.g. `http://127.0.0.1:9003`: TRTC API calls (the Stop action's RemoveUser) go there, still signed as service `trtc`. */
+  trtcApiEndpoint?: string;
+  /** The TencentCloud API region for TRTC room calls; RemoveUser accepts ap-beijing, ap-guangzhou and ap-singapore. */
+  trtcRegion: string;
   callbackSecret?: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   tmpRoot: string;
   /** Capture stops this long before the function deadline, to flush uploads. */
   flushMarginMs: number;
+  /** Recording stops this long before the deadline, to finalise and upload recordings. */
+  finalizeMarginMs: number;
+  /** A CFS mount for recordings (SCF), instead of tmpRoot. */
+  cfsPath?: string;
+  /** Caps what a recording may use on disk, below what the file system has free. */
+  diskBudgetBytes?: number;
+  /** Recording stops while this much disk is still free. */
+  diskReserveBytes: number;
   uploadConcurrency: number;
 }
 
@@ -42,12 +54,22 @@ export function readConfig(env: Env): RuntimeConfig {
     cosEndpoint: nonEmpty('COS_ENDPOINT'),
     tencentCredentials:
       secretId && secretKey ? { secretId, secretKey, sessionToken: nonEmpty('TENCENTCLOUD_SESSIONTOKEN') } : undefined,
+    trtcApiEndpoint: nonEmpty('TRTC_API_ENDPOINT'),
+    trtcRegion: nonEmpty('TRTC_REGION') ?? 'ap-guangzhou',
     callbackSecret: nonEmpty('CALLBACK_SECRET'),
     logLevel: (LOG_LEVELS as readonly string[]).includes(level ?? '') ? (level as RuntimeConfig['logLevel']) : 'info',
     tmpRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',
     flushMarginMs: positiveNumber(nonEmpty('FLUSH_MARGIN_MS')) ?? 10_000,
+    finalizeMarginMs: positiveNumber(nonEmpty('FINALIZE_MARGIN_MS')) ?? 60_000,
+    cfsPath: nonEmpty('CFS_PATH'),
+    diskBudgetBytes: mebibytes(positiveNumber(nonEmpty('DISK_BUDGET_MB'))),
+    diskReserveBytes: mebibytes(positiveNumber(nonEmpty('DISK_RESERVE_MB')) ?? 24)!,
     uploadConcurrency: positiveNumber(nonEmpty('UPLOAD_CONCURRENCY')) ?? 4,
   };
+}
+
+function mebibytes(value: number | undefined): number | undefined {
+  return value === undefined ? undefined : Math.floor(value * 1024 * 1024);
 }
 
 function positiveNumber(value: string | undefined): number | undefined {

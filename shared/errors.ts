@@ -50,6 +50,26 @@ export class StorageError extends MediaError {
   }
 }
 
+export interface RoomAdminFailure {
+  /** The TencentCloud API action, e.g. `RemoveUser`. */
+  action: string;
+  /** TencentCloud's error code, e.g. `AuthFailure.SignatureFailure`; absent when no API answer came back. */
+  cloudCode?: string;
+  requestId?: string;
+  /** Set when the API gateway answered with an HTTP status other than 200. */
+  status?: number;
+}
+
+/** A TRTC room-management call (removing a user) failed; `retryable` follows the failure kind. */
+export class RoomAdminError extends MediaError {
+  readonly detail: RoomAdminFailure;
+
+  constructor(detail: RoomAdminFailure, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super('RoomAdminError', message, options);
+    this.detail = detail;
+  }
+}
+
 /** ffmpeg could not start, could not connect, or failed in a way the job cannot absorb. */
 export class MediaProcessError extends MediaError {
   constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {

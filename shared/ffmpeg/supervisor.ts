@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { Duplex } from 'node:stream';
 import { ProgressParser, type FfmpegProgress } from './progress';
 
 /** Why the supervisor, rather than ffmpeg itself, ended the process. */
@@ -31,6 +32,8 @@ export interface SupervisorOptions {
   termGraceMs?: number;
   onProgress?: (progress: FfmpegProgress) => void;
   onStderrLine?: (line: string) => void;
+  /** Extra pipes at fds 3, 4, …: `-i pipe:3` inputs we write, or `pipe:3` outputs we read. */
+  extraPipes?: number;
 }
 
 const STDERR_TAIL_LINES = 30;
@@ -76,7 +79,10 @@ export class FfmpegProcess {
 
   constructor(private readonly options: SupervisorOptions) {
     installExitHook();
-    this.child = spawn(options.binary, options.args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    const extraPipes = Array.from({ length: options.extraPipes ?? 0 }, () => 'pipe' as const);
+    this.child = spawn(options.binary, options.args, { stdio: ['pipe', 'pipe', 'pipe', ...extraPipes], shell: false });
+    // A pipe ffmpeg has closed (it exited) must not crash the writer.
+    for (const stream of this.child.stdio.slice(3)) stream?.on('error', () => {});
     liveChildren.add(this.child);
     // ffmpeg may exit before reading its stdin; a late 'q' must not crash us.
     this.child.stdin?.on('error', () => {});
@@ -127,6 +133,13 @@ export class FfmpegProcess {
 
   get framesSeen(): number {
     return this.frames;
+  }
+
+  /** Our end of extra pipe `fd` (3 for the first of `extraPipes`). */
+  pipe(fd: number): Duplex {
+    const stream = this.child.stdio[fd];
+    if (!(stream instanceof Duplex)) throw new Error(`ffmpeg has no extra pipe at fd ${fd}`);
+    return stream;
   }
 
   /**

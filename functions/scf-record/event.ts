@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { callbackUrlProblem } from '../../shared/callback';
+import { ValidationError } from '../../shared/errors';
+import { RECORD_MODES } from '../../shared/recording/args';
+import { COS_BUCKET_NAME, COS_BUCKET_NAME_RULE } from '../../shared/storage/cos';
+import { parseOrThrow } from '../../shared/validation';
+
+/** TRTC: numeric room ids are 1 … 4294967294. */
+const roomIdField = z
+  .number({ error: 'must be a number (use StrRoomId for string room ids)' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(4_294_967_294, 'must be at most 4294967294');
+/** TRTC: up to 64 bytes of letters, digits and a set of punctuation. */
+const strRoomIdField = z
+  .string({ error: 'must be a string' })
+  .regex(/^[A-Za-z0-9 !#$%&()+\-:;<=.>?@[\]^_{}|~,]{1,64}$/, 'must be 1-64 letters, digits or TRTC-allowed punctuation');
+/** TRTC: user ids are up to 32 letters, digits, underscores and hyphens. */
+const userIdField = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -');
+const sdkAppIdField = z.number({ error: 'must be a number' }).int('must be a whole number').positive('must be positive');
+
+const roomFields = { SdkAppId: sdkAppIdField, RoomId: roomIdField.optional(), StrRoomId: strRoomIdField.optional() };
+
+const cosConfigSchema = z
+  .strictObject({
+    SecretId: z.string({ error: 'must be a string' }).min(1, 'must not be empty').optional(),
+    SecretKey: z.string({ error: 'must be a string' }).min(1, 'must not be empty').optional(),
+    Region: z.string({ error: 'must be a string' }).regex(/^[a-z]+-[a-z0-9-]+$/, 'must be a COS region such as ap-guangzhou'),
+    Bucket: z.string({ error: 'must be a string' }).regex(COS_BUCKET_NAME, COS_BUCKET_NAME_RULE),
+    Path: z
+      .string({ error: 'must be a string' })
+      .max(512, 'must be at most 512 characters')
+      .refine((path) => path.startsWith('/'), "must start with '/' ('/' is the bucket root)")
+      .refine((path) => !/[\u0000-\u001f\u007f\\]/.test(path), 'must not contain control characters or backslashes')
+      .refine((path) => !path.split('/').some((part) => part === '.' || part === '..'), 'must not contain . or .. segments'),
+  })
+  .superRefine((cos, ctx) => {
+    if ((cos.SecretId === undefined) !== (cos.SecretKey === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [cos.SecretId === undefined ? 'SecretId' : 'SecretKey'], message: 'SecretId and SecretKey go together: give both or neither' });
+    }
+  });
+
+export const recordRequestSchema = z
+  .strictObject({
+    Action: z.literal(['Record', 'Start'], { error: 'must be Record (the default) or Stop' }).optional(),
+    ...roomFields,
+    UserId: userIdField,
+    UserSig: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(4096, 'must be at most 4096 characters'),
+    CosConfig: cosConfigSchema,
+    Mode: z.enum(RECORD_MODES, { error: 'must be "00" (audio → MP3), "01" (video → MP4) or "02" (both → MP4)' }).default('00'),
+    Callback: z
+      .string({ error: 'must be a string' })
+      .superRefine((url, ctx) => {
+        const problem = callbackUrlProblem(url);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+  });
+
+export const stopRequestSchema = z.strictObject({ Action: z.literal('Stop'), ...roomFields, UserId: userIdField });
+
+export type RecordRequest = z.infer<typeof recordRequestSchema>;
+export type StopRequest = z.infer<typeof stopRequestSchema>;
+
+export type ParsedRequest = { action: 'record'; request: RecordRequest } | { action: 'stop'; request: StopRequest };
+
+/** Which request this is, validated; every problem is reported at once. */
+export function parseRequest(body: unknown): ParsedRequest {
+  const fields = typeof body === 'object' && body !== null ? (body as { Action?: unknown; RoomId?: unknown; StrRoomId?: unknown }) : {};
+  const action = fields.Action;
+  if (action !== undefined && action !== 'Record' && action !== 'Start' && action !== 'Stop') {
+    throw new ValidationError([{ field: 'Action', message: 'must be Record (the default) or Stop' }]);
+  }
+  // Checked beside the schema, not inside it: zod skips object refinements once a field fails.
+  const roomIssues = fields.RoomId === undefined && fields.StrRoomId === undefined ? [{ field: 'RoomId', message: 'RoomId or StrRoomId is required' }] : [];
+  const parse = <T>(schema: z.ZodType<T> & { shape: object }): T => {
+    let request: T | undefined;
+    let issues = roomIssues;
+    try {
+      request = parseOrThrow(schema, body, Object.keys(schema.shape));
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      issues = [...error.issues, ...roomIssues];
+    }
+    if (issues.length || request === undefined) throw new ValidationError(issues);
+    return request;
+  };
+  return action === 'Stop' ? { action: 'stop', request: parse(stopRequestSchema) } : { action: 'record', request: parse(recordRequestSchema) };
+}
+
+/** When both room ids are given, RoomId wins, as in TRTC itself. */
+export function roomOf(request: { RoomId?: number; StrRoomId?: string }): { roomId?: number; strRoomId?: string } {
+  return request.RoomId !== undefined ? { roomId: request.RoomId } : { strRoomId: request.StrRoomId };
+}

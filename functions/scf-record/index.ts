@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import { readConfig, type Env, type RuntimeConfig } from '../../shared/config';
+import { MediaError, ValidationError } from '../../shared/errors';
+import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
+import { createLogger, type Logger } from '../../shared/log';
+import { redact } from '../../shared/redact';
+import { runRecordJob, type RecordJob, type RecordResult } from '../../shared/recording/record-job';
+import type { RoomSource } from '../../shared/recording/room-source';
+import { createTrtcElectronRoom } from '../../shared/recording/trtc-electron-room';
+import { normalizePrefix } from '../../shared/snapshot/keys';
+import { createCosStore, resolveCosCredentials } from '../../shared/storage/cos';
+import type { ObjectStore } from '../../shared/storage/types';
+import { createRoomAdmin, type RoomAdmin } from '../../shared/trtc/room-admin';
+import { parseRequest, roomOf, type RecordRequest, type StopRequest } from './event';
+import { httpResponse, unwrapEvent } from './http-event';
+
+/** The parts of SCF's context this function uses. */
+export interface ScfContext {
+  request_id?: string;
+  time_limit_in_ms?: number;
+  getRemainingTimeInMillis?: () => number;
+}
+
+export interface RecordHandlerDependencies {
+  env?: Env;
+  /** Replaces trtc-electron-sdk, e.g. with the room simulator. */
+  createRoom?: () => RoomSource;
+  /** Replaces COS, e.g. with the local driver. */
+  createStore?: (request: RecordRequest) => ObjectStore;
+  terminationSignals?: NodeJS.Signals[];
+}
+
+export interface FailedRequest {
+  RequestId: string;
+  Error: { Code: string; Message: string; Fields?: Array<{ field: string; message: string }> };
+}
+
+export interface StopResult {
+  RequestId: string;
+  Action: 'Stop';
+  SdkAppId: number;
+  RoomId: number | null;
+  StrRoomId: string | null;
+  UserId: string;
+  TrtcRequestId: string;
+}
+
+export type RecordHandlerResult = RecordResult | StopResult | FailedRequest;
+
+/**
+ * Builds the SCF handler: turns an API gateway, function-URL or console event into a
+ * record or stop request, runs it, and answers in the shape the trigger expects.
+ */
+export function createRecordHandler(deps: RecordHandlerDependencies = {}) {
+  return async function recordHandler(event: unknown, context: ScfContext = {}): Promise<unknown> {
+    const invokedAt = Date.now();
+    const config = readConfig(deps.env ?? process.env);
+    const requestId = context.request_id ?? randomUUID();
+    const logger = createLogger({ requestId, level: config.logLevel, fields: { fn: 'scf-record' } });
+    let viaHttp = typeof event === 'object' && event !== null && 'body' in event;
+    try {
+      const incoming = unwrapEvent(event);
+      viaHttp = incoming.viaHttp;
+      const parsed = parseRequest(incoming.body);
+      const result =
+        parsed.action === 'stop'
+          ? await stopRecording(parsed.request, requestId, config, logger)
+          : await record(parsed.request, requestId, config, logger, deps, remainingDeadline(context, invokedAt));
+      return viaHttp ? httpResponse(200, result) : result;
+    } catch (error) {
+      const { status, body } = failure(requestId, error);
+      logger[status === 400 ? 'warn' : 'error']('request failed', { error: body.Error });
+      return viaHttp ? httpResponse(status, body) : body;
+    }
+  };
+}
+
+async function record(
+  request: RecordRequest,
+  requestId: string,
+  config: RuntimeConfig,
+  logger: Logger,
+  deps: RecordHandlerDependencies,
+  deadlineAt: number | undefined,
+): Promise<RecordResult> {
+  const job: RecordJob = {
+    requestId,
+    sdkAppId: request.SdkAppId,
+    roomId: request.RoomId,
+    strRoomId: request.StrRoomId,
+    userId: request.UserId,
+    userSig: request.UserSig,
+    mode: request.Mode,
+    keyPrefix: normalizePrefix(request.CosConfig.Path),
+    callbackUrl: request.Callback,
+  };
+  const store = deps.createStore ? deps.createStore(request) : createCosForRequest(request, config);
+  const termination = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.warn('termination signal received; finishing the recordings', { signal });
+    termination.abort();
+  };
+  const signals = deps.terminationSignals ?? ['SIGTERM'];
+  for (const signal of signals) process.on(signal, onSignal);
+  try {
+    logger.info('recording starting', { request: redact(request) });
+    const timeoutMs = deadlineAt === undefined ? 0 : deadlineAt - Date.now();
+    const result = await runRecordJob(job, {
+      openRoom: deps.createRoom ?? (() => createTrtcElectronRoom()),
+      store,
+      ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
+      logger,
+      workRoot: config.cfsPath ?? config.tmpRoot,
+      deadlineAt,
+      // Short functions keep at least two thirds of their time for recording.
+      finalizeMarginMs: timeoutMs > 0 ? Math.min(config.finalizeMarginMs, timeoutMs / 3) : config.finalizeMarginMs,
+      signal: termination.signal,
+      callbackSecret: config.callbackSecret,
+      diskBudgetBytes: config.diskBudgetBytes,
+      diskReserveBytes: config.diskReserveBytes,
+    });
+    logger.info('recording finished', { stopReason: result.StopReason, files: result.Files, callback: result.Callback, error: result.Error });
+    return result;
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}
+
+async function stopRecording(request: StopRequest, requestId: string, config: RuntimeConfig, logger: Logger): Promise<StopResult> {
+  if (!config.tencentCredentials) {
+    throw new MediaError('MissingCredentials', 'no TencentCloud credentials for RemoveUser: give the function a role or set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY');
+  }
+  const admin: RoomAdmin = createRoomAdmin({ credentials: config.tencentCredentials, region: config.trtcRegion, endpoint: config.trtcApiEndpoint });
+  const removed = await admin.removeUser({ sdkAppId: request.SdkAppId, ...roomOf(request), userIds: [request.UserId] });
+  logger.info('recorder removed from the room', { action: removed.action, trtcRequestId: removed.requestId });
+  return {
+    RequestId: requestId,
+    Action: 'Stop',
+    SdkAppId: request.SdkAppId,
+    RoomId: request.RoomId ?? null,
+    StrRoomId: request.StrRoomId ?? null,
+    UserId: request.UserId,
+    TrtcRequestId: removed.requestId,
+  };
+}
+
+/** CosConfig's keys first, then the function role's TENCENTCLOUD_* keys. */
+function createCosForRequest(request: RecordRequest, config: RuntimeConfig): ObjectStore {
+  const credentials = resolveCosCredentials(request.CosConfig, config.tencentCredentials);
+  if (!credentials) {
+    throw new MediaError('MissingCredentials', 'no COS credentials: give CosConfig.SecretId/SecretKey, or a function role (TENCENTCLOUD_* env)');
+  }
+  return createCosStore({ bucket: request.CosConfig.Bucket, region: request.CosConfig.Region, endpoint: config.cosEndpoint, credentials });
+}
+
+function remainingDeadline(context: ScfContext, invokedAt: number): number | undefined {
+  if (context.getRemainingTimeInMillis) return Date.now() + context.getRemainingTimeInMillis();
+  return context.time_limit_in_ms ? invokedAt + context.time_limit_in_ms : undefined;
+}
+
+function failure(requestId: string, error: unknown): { status: number; body: FailedRequest } {
+  if (error instanceof ValidationError) {
+    return { status: 400, body: { RequestId: requestId, Error: { Code: error.code, Message: error.message, Fields: error.issues } } };
+  }
+  const code = error instanceof MediaError ? error.code : 'InternalError';
+  const message = error instanceof Error ? error.message : String(error);
+  return { status: error instanceof MediaError && !error.retryable ? 400 : 500, body: redact({ RequestId: requestId, Error: { Code: code, Message: message } }) };
+}
+
+/** The name serverless.yml's handler points at: index.main_handler. */
+export const main_handler = createRecordHandler();

@@ -1,0 +1,431 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { MediaError, ValidationError } from '../errors';
+import { resolveFfmpegPath } from '../ffmpeg/binary';
+import type { RoomExitReason, RoomListener, RoomSource, RoomTarget } from './room-source';
+
+/*
+ * A scripted TRTC room for tests and local runs (`--room sim:@scenario.json`). Times are
+ * seconds from entering, and they are real: the recorder keeps the room's timing, so the
+ * simulator never runs faster than the clock.
+ *
+ *   {"anchors":[{"userId":"alice","audio":true,"video":true,"joinAt":0,"leaveAt":null}],
+ *    "end":{"at":10,"reason":"dismissed"}}
+ *
+ * Per anchor (defaults in brackets): audio, video [true]; joinAt [0]; leaveAt [null: stays];
+ * width x height [640x360], fps [15]; sampleRate [48000], channels [1]; audioOff / videoOff
+ * [[]]: windows `{from, to}` in which the anchor mutes that medium (`to` null: until leaving).
+ * An anchor who leaves and comes back is the same userId listed again with a later window.
+ * `end.reason` is `dismissed` or `kicked`; events at or after `end.at` never happen.
+ *
+ * What the listener sees, in order: anchorJoined, then videoAvailable/audioAvailable(true) and
+ * frames; at a mute, available(false) and no frames until available(true); at leaveAt,
+ * available(false) for what was on, then anchorLeft; at the end (or kick()/leave()), only
+ * exited(reason), as the SDK does. Frame timestamps are ms from entering, on an exact grid
+ * (1000/fps, 20 ms for audio) from each join or unmute; a frame is delivered when the room
+ * clock reaches its time, not before.
+ *
+ * Frames are real ffmpeg output: I420 from a test pattern (testsrc2, smptebars, testsrc, then
+ * the same with the hue turned), and s16le from a tone of 440 Hz + 110 Hz per anchor, in order
+ * of first appearance. Audio comes in 20 ms frames, like TRTC's.
+ */
+
+const MAX_ANCHORS = 16;
+const MAX_SECONDS = 86_400;
+const SAMPLE_RATES = [8000, 16000, 32000, 44100, 48000] as const;
+const AUDIO_FRAME_MS = 20;
+/** ffmpeg needs a moment (more on a busy machine) for its first frame; started early, frames wait in the pipe at joinAt. */
+const PRESTART_MS = 500;
+/** TRTC's generic ERR_FAILED, for an ffmpeg that died under the simulator. */
+const SIMULATOR_ERROR_CODE = -1;
+const STDERR_TAIL_CHARS = 2_000;
+const VIDEO_PATTERNS = ['testsrc2', 'smptebars', 'testsrc'] as const;
+
+const seconds = () =>
+  z.number({ error: 'must be a number of seconds' }).min(0, 'must be at least 0').max(MAX_SECONDS, `must be at most ${MAX_SECONDS}`);
+
+const evenPixels = z
+  .number({ error: 'must be a number of pixels' })
+  .int('must be a whole number of pixels')
+  .min(16, 'must be at least 16')
+  .max(4096, 'must be at most 4096')
+  .refine((value) => value % 2 === 0, 'must be even (I420 halves it for chroma)');
+
+const muteWindowSchema = z.strictObject({
+  from: seconds(),
+  to: seconds().nullable().default(null),
+});
+
+const anchorSchema = z.strictObject({
+  userId: z.string({ error: 'must be a string' }).min(1, 'must not be empty'),
+  audio: z.boolean({ error: 'must be true or false' }).default(true),
+  video: z.boolean({ error: 'must be true or false' }).default(true),
+  joinAt: seconds().default(0),
+  leaveAt: seconds().nullable().default(null),
+  width: evenPixels.default(640),
+  height: evenPixels.default(360),
+  fps: z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(60, 'must be at most 60').default(15),
+  sampleRate: z.literal(SAMPLE_RATES, { error: `must be one of ${SAMPLE_RATES.join(', ')}` }).default(48000),
+  channels: z.literal([1, 2], { error: 'must be 1 or 2' }).default(1),
+  audioOff: z.array(muteWindowSchema, { error: 'must be a list of {from, to} windows' }).default([]),
+  videoOff: z.array(muteWindowSchema, { error: 'must be a list of {from, to} windows' }).default([]),
+});
+
+export const roomScenarioSchema = z
+  .strictObject({
+    anchors: z.array(anchorSchema, { error: 'must be a list of anchors' }).max(MAX_ANCHORS, `must have at most ${MAX_ANCHORS} anchors`),
+    end: z.strictObject({
+      at: seconds().positive('must be after 0'),
+      reason: z.enum(['dismissed', 'kicked'], { error: 'must be dismissed or kicked' }),
+    }),
+  })
+  .superRefine((scenario, ctx) => {
+    const issue = (path: Array<string | number>, message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const lastPresence = new Map<string, number>();
+    scenario.anchors.forEach((anchor, index) => {
+      const at = (...path: Array<string | number>) => ['anchors', index, ...path];
+      if (anchor.joinAt >= scenario.end.at) issue(at('joinAt'), 'must be before end.at');
+      if (anchor.leaveAt !== null && anchor.leaveAt <= anchor.joinAt) issue(at('leaveAt'), 'must be after joinAt');
+      const earlier = lastPresence.get(anchor.userId);
+      if (earlier !== undefined) {
+        const previous = scenario.anchors[earlier]!;
+        if (previous.joinAt > anchor.joinAt) issue(at('joinAt'), `must be after the earlier presence of ${anchor.userId} (anchors.${earlier}): list a user's presences in order`);
+        else if (previous.leaveAt === null || previous.leaveAt >= anchor.joinAt) issue(at('joinAt'), `overlaps the earlier presence of ${anchor.userId} (anchors.${earlier}), which must leave first`);
+      }
+      lastPresence.set(anchor.userId, index);
+      for (const kind of ['audio', 'video'] as const) {
+        const field = `${kind}Off` as const;
+        if (anchor[field].length > 0 && !anchor[kind]) issue(at(field), `applies only when ${kind} is true`);
+        anchor[field].forEach((window, w) => {
+          const previousTo = w === 0 ? anchor.joinAt : anchor[field][w - 1]!.to;
+          if (previousTo === null || window.from <= previousTo) issue(at(field, w, 'from'), w === 0 ? 'must be after joinAt' : 'must be after the previous window ends');
+          if (anchor.leaveAt !== null && window.from >= anchor.leaveAt) issue(at(field, w, 'from'), 'must be before leaveAt');
+          if (window.to !== null && window.to <= window.from) issue(at(field, w, 'to'), 'must be after from');
+          else if (window.to !== null && anchor.leaveAt !== null && window.to >= anchor.leaveAt) issue(at(field, w, 'to'), 'must be before leaveAt (null: muted until leaving)');
+        });
+      }
+    });
+  });
+
+export type RoomScenario = z.infer<typeof roomScenarioSchema>;
+type AnchorScenario = RoomScenario['anchors'][number];
+type MediaKind = 'audio' | 'video';
+
+/** Validates a parsed JSON scenario, naming every bad field. */
+export function parseRoomScenario(json: unknown): RoomScenario {
+  const parsed = roomScenarioSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  throw new ValidationError(
+    parsed.error.issues.flatMap((issue) => {
+      const path = issue.path.map(String);
+      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ field: [...path, key].join('.'), message: 'unknown field' }));
+      return [{ field: path.join('.') || 'scenario', message: issue.message }];
+    }),
+  );
+}
+
+export type RoomSimulator = RoomSource & {
+  /** What a RemoveUser of the recorder does: out at once with exited('kicked'). */
+  kick(): void;
+};
+
+export function createRoomSimulator(scenario: RoomScenario, options: { ffmpegPath?: string } = {}): RoomSimulator {
+  return new ScriptedRoom(scenario, resolveFfmpegPath(options.ffmpegPath));
+}
+
+/** Every ffmpeg the simulator started that has not exited yet. */
+const liveFfmpegs = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // As in the supervisor: when the host exits, its ffmpegs go too. (A host that dies without
+  // 'exit' closes their stdout, and their next write fails, which also ends them.)
+  process.once('exit', () => {
+    for (const child of liveFfmpegs) child.kill('SIGKILL');
+  });
+}
+
+interface FeedOptions {
+  binary: string;
+  args: string[];
+  /** The pipe is cut into frames of exactly this size. */
+  frameBytes: number;
+  /** Room-clock spacing of frames. */
+  periodMs: number;
+  now: () => number;
+  deliver: (data: Buffer, timestampMs: number) => void;
+  /** ffmpeg ended without being stopped. */
+  onFailure: (message: string) => void;
+}
+
+/**
+ * One ffmpeg writing raw frames to stdout, taken off the pipe on the room clock. The supervisor
+ * does not fit: it reads `-progress` from stdout, which here is the media. Reading on schedule
+ * is what paces ffmpeg: blocked on a full pipe, it runs ahead by at most what the pipe buffers.
+ */
+class RawFrameFeed {
+  readonly closed: Promise<void>;
+  private readonly child: ChildProcess;
+  private readonly stdout: Readable;
+  private schedule: { startMs: number; untilMs: number; delivered: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: FeedOptions) {
+    installExitHook();
+    this.child = spawn(options.binary, options.args, { stdio: ['ignore', 'pipe', 'pipe'], shell: false });
+    liveFfmpegs.add(this.child);
+    this.stdout = this.child.stdout!;
+    let stderr = '';
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS);
+    });
+    let spawnError: Error | undefined;
+    this.child.once('error', (error) => (spawnError = error));
+    this.closed = new Promise((resolve) => {
+      this.child.once('close', (code, signal) => {
+        liveFfmpegs.delete(this.child);
+        this.pause();
+        if (!this.stopped) {
+          options.onFailure(spawnError ? `ffmpeg could not start: ${spawnError.message}` : `ffmpeg exited (${signal ?? `code ${code}`}): ${stderr.trim()}`);
+        }
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Delivers the frames stamped from `startMs` up to (not including) `untilMs`. The end is part of
+   * the schedule, not left to the timer that mutes us, so which timer fires first cannot matter.
+   */
+  play(startMs: number, untilMs: number): void {
+    this.schedule = { startMs, untilMs, delivered: 0 };
+    this.pump();
+  }
+
+  /** No more frames until the next play(); ffmpeg waits on the full pipe meanwhile. */
+  pause(): void {
+    this.schedule = undefined;
+    clearTimeout(this.timer);
+    this.stdout.off('readable', this.pump);
+  }
+
+  /** Nothing to flush: the output is a pipe, so ffmpeg is killed outright. */
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.pause();
+      this.child.kill('SIGKILL');
+    }
+    return this.closed;
+  }
+
+  private readonly pump = (): void => {
+    clearTimeout(this.timer);
+    this.stdout.off('readable', this.pump);
+    const schedule = this.schedule;
+    // Re-checked each time round: a listener may pause or stop us from inside deliver().
+    while (schedule && this.schedule === schedule) {
+      const dueMs = schedule.startMs + schedule.delivered * this.options.periodMs;
+      if (dueMs >= schedule.untilMs) {
+        this.pause();
+        return;
+      }
+      const waitMs = dueMs - this.options.now();
+      if (waitMs > 0) {
+        // Rounded up: Node truncates a fractional delay, which would wake us early.
+        this.timer = setTimeout(this.pump, Math.ceil(waitMs));
+        return;
+      }
+      const frame = this.stdout.read(this.options.frameBytes) as Buffer | null;
+      if (frame === null) {
+        // ffmpeg is behind (still starting): catch up, on the same timestamps, once it writes.
+        this.stdout.once('readable', this.pump);
+        return;
+      }
+      // A short read means the pipe ended: ffmpeg died, and 'close' reports it.
+      if (frame.length < this.options.frameBytes) return;
+      schedule.delivered++;
+      this.options.deliver(frame, Math.round(dueMs));
+    }
+  };
+}
+
+const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'error'];
+
+function videoArgs(anchor: AnchorScenario, look: number): string[] {
+  const pattern = VIDEO_PATTERNS[look % VIDEO_PATTERNS.length];
+  const hue = (Math.floor(look / VIDEO_PATTERNS.length) * 90) % 360;
+  const source = `${pattern}=size=${anchor.width}x${anchor.height}:rate=${anchor.fps},hue=h=${hue}`;
+  return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:1'];
+}
+
+function audioArgs(anchor: AnchorScenario, look: number): string[] {
+  const source = `sine=frequency=${440 + 110 * look}:sample_rate=${anchor.sampleRate}`;
+  return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-ac', String(anchor.channels), '-f', 's16le', 'pipe:1'];
+}
+
+const toMs = (secondsFromEntering: number) => Math.round(secondsFromEntering * 1000);
+
+/** When a medium is on: from joining to its first mute, between mutes, from the last unmute to leaving. */
+function onStretches(joinMs: number, mutes: AnchorScenario['videoOff'], goneMs: number): Array<{ fromMs: number; untilMs: number }> {
+  const stretches: Array<{ fromMs: number; untilMs: number }> = [];
+  let fromMs: number | null = joinMs;
+  for (const mute of mutes) {
+    if (fromMs !== null) stretches.push({ fromMs, untilMs: toMs(mute.from) });
+    fromMs = mute.to === null ? null : toMs(mute.to);
+  }
+  if (fromMs !== null && fromMs < goneMs) stretches.push({ fromMs, untilMs: goneMs });
+  return stretches;
+}
+
+interface TimelineEvent {
+  atMs: number;
+  run: () => void;
+}
+
+class ScriptedRoom implements RoomSimulator {
+  private state: 'ready' | 'in-room' | 'out' = 'ready';
+  private listener!: RoomListener;
+  private enteredAt = 0;
+  private timeline: TimelineEvent[] = [];
+  private nextEvent = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Feeds not yet closed, including stopped ones still exiting. */
+  private readonly feeds = new Set<RawFrameFeed>();
+  private teardown: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly scenario: RoomScenario,
+    private readonly ffmpegPath: string,
+  ) {}
+
+  async enter(_target: RoomTarget, listener: RoomListener): Promise<void> {
+    if (this.state !== 'ready') throw new MediaError('RoomEnterFailed', 'a room simulator plays its scenario once; create another one');
+    this.state = 'in-room';
+    this.listener = listener;
+    this.enteredAt = performance.now();
+    const looks = [...new Set(this.scenario.anchors.map((anchor) => anchor.userId))];
+    const events = this.scenario.anchors.flatMap((anchor) => this.plan(anchor, looks.indexOf(anchor.userId)));
+    events.push({ atMs: toMs(this.scenario.end.at), run: () => this.exit(this.scenario.end.reason) });
+    // Stable: events at the same time run in the order planned, the room's end last.
+    this.timeline = events.sort((a, b) => a.atMs - b.atMs);
+    // On a timer, so the first events come after enter() has resolved, as the SDK's do.
+    this.timer = setTimeout(this.advance, 0);
+  }
+
+  async leave(): Promise<void> {
+    this.exit('left');
+    await this.teardown;
+  }
+
+  kick(): void {
+    this.exit('kicked');
+  }
+
+  private readonly now = (): number => performance.now() - this.enteredAt;
+
+  private readonly advance = (): void => {
+    while (this.state === 'in-room' && this.nextEvent < this.timeline.length && this.timeline[this.nextEvent]!.atMs <= this.now()) {
+      this.timeline[this.nextEvent++]!.run();
+    }
+    const next = this.timeline[this.nextEvent];
+    if (this.state === 'in-room' && next) this.timer = setTimeout(this.advance, Math.ceil(next.atMs - this.now()));
+  };
+
+  private exit(reason: RoomExitReason): void {
+    if (this.state !== 'in-room') return;
+    this.state = 'out';
+    clearTimeout(this.timer);
+    // stop() pauses synchronously, so no frame follows exited().
+    this.teardown = Promise.all([...this.feeds].map((feed) => feed.stop()));
+    this.listener.exited(reason);
+  }
+
+  /** One presence of one anchor: start its ffmpegs early, then join, mute, unmute, leave. */
+  private plan(anchor: AnchorScenario, look: number): TimelineEvent[] {
+    const { userId } = anchor;
+    const joinMs = toMs(anchor.joinAt);
+    const goneMs = Math.min(anchor.leaveAt === null ? Infinity : toMs(anchor.leaveAt), toMs(this.scenario.end.at));
+    const feeds = new Map<MediaKind, RawFrameFeed>();
+    const announced = new Set<MediaKind>();
+    const announce = (kind: MediaKind, available: boolean) => {
+      if (available) announced.add(kind);
+      else announced.delete(kind);
+      if (kind === 'audio') this.listener.audioAvailable(userId, available);
+      else this.listener.videoAvailable(userId, available);
+    };
+    const switchOff = (kind: MediaKind) => {
+      feeds.get(kind)?.pause();
+      if (announced.has(kind)) announce(kind, false);
+    };
+
+    const events: TimelineEvent[] = [
+      {
+        atMs: Math.max(0, joinMs - PRESTART_MS),
+        run: () => {
+          if (anchor.video) feeds.set('video', this.startFeed(anchor, 'video', look));
+          if (anchor.audio) feeds.set('audio', this.startFeed(anchor, 'audio', look));
+        },
+      },
+      { atMs: joinMs, run: () => this.listener.anchorJoined(userId) },
+    ];
+    for (const kind of ['video', 'audio'] as const) {
+      if (!anchor[kind]) continue;
+      for (const { fromMs, untilMs } of onStretches(joinMs, anchor[`${kind}Off`], goneMs)) {
+        events.push({
+          atMs: fromMs,
+          run: () => {
+            announce(kind, true);
+            feeds.get(kind)!.play(fromMs, untilMs);
+          },
+        });
+        if (untilMs < goneMs) events.push({ atMs: untilMs, run: () => switchOff(kind) });
+      }
+    }
+    if (anchor.leaveAt !== null) {
+      events.push({
+        atMs: toMs(anchor.leaveAt),
+        run: () => {
+          for (const kind of feeds.keys()) switchOff(kind);
+          for (const feed of feeds.values()) void feed.stop();
+          this.listener.anchorLeft(userId);
+        },
+      });
+    }
+    return events;
+  }
+
+  private startFeed(anchor: AnchorScenario, kind: MediaKind, look: number): RawFrameFeed {
+    const { userId, width, height, sampleRate, channels } = anchor;
+    const media =
+      kind === 'video'
+        ? {
+            args: videoArgs(anchor, look),
+            frameBytes: (width * height * 3) / 2,
+            periodMs: 1000 / anchor.fps,
+            deliver: (data: Buffer, timestampMs: number) => this.listener.videoFrame({ userId, data, width, height, timestampMs }),
+          }
+        : {
+            args: audioArgs(anchor, look),
+            frameBytes: ((sampleRate * AUDIO_FRAME_MS) / 1000) * channels * 2,
+            periodMs: AUDIO_FRAME_MS,
+            deliver: (data: Buffer, timestampMs: number) => this.listener.audioFrame({ userId, data, sampleRate, channels, timestampMs }),
+          };
+    const feed = new RawFrameFeed({
+      binary: this.ffmpegPath,
+      ...media,
+      now: this.now,
+      onFailure: (message) => {
+        if (this.state === 'in-room') this.listener.error(SIMULATOR_ERROR_CODE, `room simulator, ${userId}'s ${kind}: ${message}`);
+      },
+    });
+    this.feeds.add(feed);
+    void feed.closed.then(() => this.feeds.delete(feed));
+    return feed;
+  }
+}

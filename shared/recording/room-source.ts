@@ -1,0 +1,56 @@
+/**
+ * What the recorder needs from a TRTC room, whoever provides it: the real
+ * trtc-electron-sdk adapter in production, or the room simulator in tests and local runs.
+ * Times are milliseconds on one room clock shared by audio and video.
+ */
+
+export interface RoomTarget {
+  sdkAppId: number;
+  /** The recorder's own user, entering as an audience member. */
+  userId: string;
+  userSig: string;
+  /** Exactly one of roomId / strRoomId; roomId wins when a caller has both. */
+  roomId?: number;
+  strRoomId?: string;
+}
+
+/** 16-bit little-endian interleaved PCM. */
+export interface AudioFrame {
+  userId: string;
+  data: Buffer;
+  sampleRate: number;
+  channels: number;
+  timestampMs: number;
+}
+
+/** One I420 picture: Y plane, then U, then V. */
+export interface VideoFrame {
+  userId: string;
+  data: Buffer;
+  width: number;
+  height: number;
+  timestampMs: number;
+}
+
+/** Why the recorder is out of the room. */
+export type RoomExitReason = 'dismissed' | 'kicked' | 'left';
+
+export interface RoomListener {
+  /** An anchor is in the room (audience users never show up here). */
+  anchorJoined(userId: string): void;
+  anchorLeft(userId: string): void;
+  audioAvailable(userId: string, available: boolean): void;
+  videoAvailable(userId: string, available: boolean): void;
+  audioFrame(frame: AudioFrame): void;
+  videoFrame(frame: VideoFrame): void;
+  /** The recorder is out of the room; no more frames follow. */
+  exited(reason: RoomExitReason): void;
+  error(code: number, message: string): void;
+}
+
+export interface RoomSource {
+  /** Resolves once in the room; rejects with a MediaError when entering fails. */
+  enter(target: RoomTarget, listener: RoomListener): Promise<void>;
+  /** Leaves (our own decision: deadline, SIGTERM, disk); `exited('left')` follows. */
+  leave(): Promise<void>;
+}

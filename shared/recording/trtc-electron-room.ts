@@ -1,0 +1,212 @@
+import { MediaError } from '../errors';
+import type { RoomExitReason, RoomListener, RoomSource, RoomTarget } from './room-source';
+import {
+  TRTC_APP_SCENE_LIVE,
+  TRTC_BUFFER_TYPE_BUFFER,
+  TRTC_BUFFER_TYPE_UNKNOWN,
+  TRTC_EXIT_DISMISSED,
+  TRTC_EXIT_KICKED,
+  TRTC_EXIT_LEFT,
+  TRTC_PIXEL_FORMAT_I420,
+  TRTC_PIXEL_FORMAT_UNKNOWN,
+  TRTC_ROLE_AUDIENCE,
+  TRTC_VIDEO_STREAM_BIG,
+  type TrtcCloud,
+  type TrtcCloudEvents,
+  type TrtcCloudModule,
+  type TrtcVideoRenderCallback,
+} from './trtc-electron-types';
+
+export interface TrtcElectronRoomOptions {
+  /** Replaces `require('trtc-electron-sdk')`; for tests. */
+  loadSdk?: () => TrtcCloudModule;
+}
+
+/** Entering failed; `trtcCode` is the SDK's (negative) error code from `onEnterRoom`. */
+export class RoomEnterError extends MediaError {
+  constructor(readonly trtcCode: number) {
+    super('RoomEnterFailed', `entering the TRTC room failed with error ${trtcCode}`);
+  }
+}
+
+/** How long `leave()` waits for the SDK's `onExitRoom(0)`: a deadline-driven stop must not hang. */
+const EXIT_CONFIRM_TIMEOUT_MS = 5_000;
+
+/**
+ * The production room source. The SDK is required here, not at the top of the module: it is
+ * an optional dependency that only an Electron host can load, and everything else (tests,
+ * the simulator, local runs) must work without it.
+ */
+export function createTrtcElectronRoom(options: TrtcElectronRoomOptions = {}): RoomSource {
+  let sdk: TrtcCloudModule;
+  try {
+    sdk = (options.loadSdk ?? requireTrtcSdk)();
+  } catch (error) {
+    throw sdkUnavailable(error);
+  }
+  return new TrtcElectronRoom(sdk);
+}
+
+function requireTrtcSdk(): TrtcCloudModule {
+  const exported = require('trtc-electron-sdk') as TrtcCloudModule | { default: TrtcCloudModule };
+  // The TRTCCloud class is the module itself (CommonJS) or its default export (compiled ESM).
+  return 'default' in exported ? exported.default : exported;
+}
+
+function sdkUnavailable(error: unknown): MediaError {
+  const notInstalled = (error as { code?: unknown } | null)?.code === 'MODULE_NOT_FOUND';
+  const message = notInstalled
+    ? 'trtc-electron-sdk is not installed; recording a TRTC room needs it, and an Electron host to run its native addon'
+    : `trtc-electron-sdk could not be loaded; it needs an Electron host to run its native addon (${error instanceof Error ? error.message : String(error)})`;
+  return new MediaError('TrtcSdkUnavailable', message, { cause: error });
+}
+
+const EXIT_REASONS: Record<number, RoomExitReason> = {
+  [TRTC_EXIT_LEFT]: 'left',
+  [TRTC_EXIT_KICKED]: 'kicked',
+  [TRTC_EXIT_DISMISSED]: 'dismissed',
+};
+
+/** A view on the SDK's memory, not a copy: raw frames are large and frequent. */
+function bufferView(data: Buffer | ArrayBuffer, length: number): Buffer {
+  return Buffer.isBuffer(data) ? data.subarray(0, length) : Buffer.from(data, 0, length);
+}
+
+/** Enters as an audience member of a LIVE room and forwards each anchor's raw frames. */
+class TrtcElectronRoom implements RoomSource {
+  /** Set from `enter()` until out of the room. */
+  private cloud: TrtcCloud | undefined;
+  private listener!: RoomListener;
+  private entering: { resolve(): void; reject(error: Error): void } | undefined;
+  private exitConfirmed: (() => void) | undefined;
+  /** Users whose frames a render callback is registered for. */
+  private readonly videoUsers = new Set<string>();
+
+  constructor(private readonly sdk: TrtcCloudModule) {}
+
+  private readonly handlers: TrtcCloudEvents = {
+    // result: the time entering took (ms), or a negative error code.
+    onEnterRoom: (result) => {
+      const entering = this.entering;
+      this.entering = undefined;
+      if (result >= 0) return entering?.resolve();
+      this.detach();
+      entering?.reject(new RoomEnterError(result));
+    },
+    // An unknown reason can only come from the server's side, which is what a kick is.
+    onExitRoom: (reason) => this.exit(EXIT_REASONS[reason] ?? 'kicked'),
+    onRemoteUserEnterRoom: (userId) => this.listener.anchorJoined(userId),
+    onRemoteUserLeaveRoom: (userId) => this.listener.anchorLeft(userId),
+    onUserAudioAvailable: (userId, available) => this.listener.audioAvailable(userId, Boolean(available)),
+    onUserVideoAvailable: (userId, available) => this.setVideoAvailable(userId, Boolean(available)),
+    onError: (errCode, errMsg) => this.listener.error(errCode, errMsg),
+  };
+
+  private readonly renderer: TrtcVideoRenderCallback = {
+    onRenderVideoFrame: (userId, streamType, frame) => {
+      // Only the main camera stream; a frame already queued when we left is dropped.
+      if (streamType !== TRTC_VIDEO_STREAM_BIG || !this.cloud) return;
+      this.listener.videoFrame({
+        userId,
+        data: bufferView(frame.data, frame.length),
+        width: frame.width,
+        height: frame.height,
+        timestampMs: frame.timestamp,
+      });
+    },
+  };
+
+  enter(target: RoomTarget, listener: RoomListener): Promise<void> {
+    if (this.cloud) return Promise.reject(new MediaError('RoomEnterFailed', 'already in a TRTC room; leave it first'));
+    const cloud = this.sdk.getTRTCShareInstance();
+    this.cloud = cloud;
+    this.listener = listener;
+    for (const event of Object.keys(this.handlers) as Array<keyof TrtcCloudEvents>) cloud.on(event, this.handlers[event]);
+    cloud.setDefaultStreamRecvMode(true, true);
+    cloud.setAudioFrameCallback({
+      onPlayAudioFrame: (frame, userId) => {
+        if (!this.cloud) return;
+        listener.audioFrame({
+          userId,
+          data: bufferView(frame.data, frame.length),
+          sampleRate: frame.sampleRate,
+          channels: frame.channel,
+          timestampMs: frame.timestamp,
+        });
+      },
+      onMixedPlayAudioFrame: null,
+      onCapturedAudioFrame: null,
+      onLocalProcessedAudioFrame: null,
+      onMixedAllAudioFrame: null,
+    });
+    const byNumber = target.roomId !== undefined;
+    return new Promise<void>((resolve, reject) => {
+      this.entering = { resolve, reject };
+      cloud.enterRoom(
+        {
+          sdkAppId: target.sdkAppId,
+          userId: target.userId,
+          userSig: target.userSig,
+          roomId: byNumber ? target.roomId! : 0,
+          strRoomId: byNumber ? '' : (target.strRoomId ?? ''),
+          role: TRTC_ROLE_AUDIENCE,
+        },
+        TRTC_APP_SCENE_LIVE,
+      );
+    });
+  }
+
+  async leave(): Promise<void> {
+    const cloud = this.cloud;
+    if (!cloud) return;
+    let timer: NodeJS.Timeout | undefined;
+    const confirmed = new Promise<void>((resolve) => {
+      this.exitConfirmed = resolve;
+      timer = setTimeout(resolve, EXIT_CONFIRM_TIMEOUT_MS);
+    });
+    cloud.exitRoom();
+    await confirmed;
+    clearTimeout(timer);
+    this.exit('left');
+  }
+
+  private setVideoAvailable(userId: string, available: boolean): void {
+    const cloud = this.cloud!;
+    if (available) {
+      this.listener.videoAvailable(userId, true);
+      this.videoUsers.add(userId);
+      cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_I420, TRTC_BUFFER_TYPE_BUFFER, this.renderer);
+    } else {
+      this.videoUsers.delete(userId);
+      cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_UNKNOWN, TRTC_BUFFER_TYPE_UNKNOWN, null);
+      this.listener.videoAvailable(userId, false);
+    }
+  }
+
+  private exit(reason: RoomExitReason): void {
+    if (!this.cloud) return;
+    this.detach();
+    this.exitConfirmed?.();
+    this.exitConfirmed = undefined;
+    if (this.entering) {
+      // Never got in: the caller learns it from enter(), not from exited().
+      this.entering.reject(new MediaError('RoomEnterFailed', `out of the TRTC room (${reason}) before entering completed`));
+      this.entering = undefined;
+    } else {
+      this.listener.exited(reason);
+    }
+  }
+
+  /** Unregisters everything, so the shared SDK instance is clean for the next room. */
+  private detach(): void {
+    const cloud = this.cloud;
+    if (!cloud) return;
+    this.cloud = undefined;
+    for (const event of Object.keys(this.handlers) as Array<keyof TrtcCloudEvents>) cloud.off(event, this.handlers[event]);
+    cloud.setAudioFrameCallback(null);
+    for (const userId of this.videoUsers) {
+      cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_UNKNOWN, TRTC_BUFFER_TYPE_UNKNOWN, null);
+    }
+    this.videoUsers.clear();
+  }
+}

@@ -1,0 +1,240 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecordHandler, type RecordHandlerDependencies } from '../../functions/scf-record';
+import type { RecordResult } from '../../shared/recording/record-job';
+import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../../shared/recording/room-simulator';
+import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
+import { startTrtcApiEmulator } from '../emulators/trtc-api-emulator';
+import { probe, type ProbeResult } from '../support/media-tools';
+import { runningProcessesMatching } from '../support/process';
+
+const cosKeys = { SecretId: 'AKIDcosTEST', SecretKey: 'cos-secret-value-xyz' };
+const apiKeys = { secretId: 'AKIDapiTEST', secretKey: 'api-secret-value-xyz' };
+const bucket = 'records-1250000000';
+const userSig = 'eJyrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0zLBwpklqUWpAFJ*UserSigSecret';
+
+let cos: CosEmulator;
+let trtcApi: Awaited<ReturnType<typeof startTrtcApiEmulator>>;
+let callbackUrl: string;
+let workRoot: string;
+const callbacks: Array<{ headers: IncomingHttpHeaders; body: RecordResult }> = [];
+const closeCallbackServer: Array<() => void> = [];
+
+beforeAll(async () => {
+  const receiver = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      callbacks.push({ headers: request.headers, body: JSON.parse(body) });
+      response.end('ok');
+    });
+  }).listen(0, '127.0.0.1');
+  await once(receiver, 'listening');
+  callbackUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/recorded`;
+  closeCallbackServer.push(() => receiver.close());
+  [cos, trtcApi, workRoot] = await Promise.all([
+    startCosEmulator({ secretId: cosKeys.SecretId, secretKey: cosKeys.SecretKey }),
+    startTrtcApiEmulator(apiKeys),
+    mkdtemp(join(tmpdir(), 'scf-e2e-')),
+  ]);
+});
+afterAll(async () => {
+  closeCallbackServer.forEach((close) => close());
+  await Promise.all([cos?.close(), trtcApi?.close()]);
+});
+
+const env = (extra: Record<string, string> = {}) => ({
+  COS_ENDPOINT: cos.endpoint,
+  TRTC_API_ENDPOINT: trtcApi.endpoint,
+  TENCENTCLOUD_SECRETID: apiKeys.secretId,
+  TENCENTCLOUD_SECRETKEY: apiKeys.secretKey,
+  MEDIA_TMP_DIR: workRoot,
+  LOG_LEVEL: 'warn',
+  ...extra,
+});
+
+let roomCounter = 0;
+function recordRequest(overrides: Record<string, unknown> = {}) {
+  return {
+    SdkAppId: 1400000001,
+    RoomId: 1000 + ++roomCounter,
+    UserId: 'recorder_1',
+    UserSig: userSig,
+    CosConfig: { ...cosKeys, Region: 'ap-guangzhou', Bucket: bucket, Path: '/classes/' },
+    Mode: '02',
+    Callback: callbackUrl,
+    ...overrides,
+  };
+}
+
+/** A handler whose room is a fresh simulator of `scenario`; `rooms` collects them. */
+function simulatedHandler(scenario: unknown, extraEnv: Record<string, string> = {}, rooms: RoomSimulator[] = []) {
+  const deps: RecordHandlerDependencies = {
+    env: env(extraEnv),
+    createRoom: () => {
+      const room = createRoomSimulator(parseRoomScenario(scenario));
+      rooms.push(room);
+      return room;
+    },
+  };
+  return createRecordHandler(deps);
+}
+
+const twoAnchors = (endAt: number, reason = 'dismissed') => ({
+  anchors: [
+    { userId: 'alice', joinAt: 0, leaveAt: null },
+    { userId: 'bob', joinAt: 1, leaveAt: 2.5, sampleRate: 16000, width: 320, height: 240 },
+  ],
+  end: { at: endAt, reason },
+});
+
+async function probeStored(recordFileUrl: string, suffix: string): Promise<ProbeResult> {
+  const key = decodeURIComponent(new URL(recordFileUrl).pathname.slice(1));
+  const body = cos.getObject(bucket, key);
+  expect(body, `stored object ${key}`).toBeDefined();
+  const file = join(workRoot, `probe-${++roomCounter}.${suffix}`);
+  await writeFile(file, body!);
+  return probe(file);
+}
+
+const codecs = (info: ProbeResult) => info.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort();
+
+describe('SCF recorder, end to end (room simulator, COS emulator, callback receiver)', () => {
+  it.each([
+    ['00', 'mp3', ['audio:mp3']],
+    ['01', 'mp4', ['video:h264']],
+    ['02', 'mp4', ['audio:aac', 'video:h264']],
+  ])('mode %s records each anchor to its own %s with the scenario timing', async (mode, suffix, expectedCodecs) => {
+    const request = recordRequest({ Mode: mode });
+    const result = (await simulatedHandler(twoAnchors(3.5))(request, { request_id: `mode-${mode}` })) as RecordResult;
+
+    expect(result).toMatchObject({ SdkAppId: request.SdkAppId, RoomId: request.RoomId, UserId: 'recorder_1', StrRoomId: null, StopReason: 'dismissed' });
+    expect(result.Files.map((f) => f.UserId).sort()).toEqual(['alice', 'bob']);
+    for (const file of result.Files) {
+      expect(file, file.Message).toMatchObject({ Status: 1, Message: 'ok' });
+      expect(file.RecordFile).toMatch(new RegExp(`^https://${bucket}\\.cos\\.ap-guangzhou\\.myqcloud\\.com/classes/${request.RoomId}/${file.UserId}/\\d{14}-mode-${mode}\\.${suffix}$`));
+      const info = await probeStored(file.RecordFile, suffix);
+      expect(codecs(info)).toEqual(expectedCodecs);
+      expect(info.format).toContain(suffix === 'mp3' ? 'mp3' : 'mp4');
+      const expected = file.UserId === 'alice' ? 3.5 : 1.5;
+      expect(Math.abs(info.duration! - expected), `${file.UserId} lasted ${info.duration}s`).toBeLessThan(0.5);
+    }
+    const delivered = callbacks.find((c) => c.body.RequestId === `mode-${mode}`);
+    expect(delivered?.body.Files).toEqual(result.Files);
+    expect(result.Callback).toMatchObject({ delivered: true });
+  });
+
+  it('keeps an anchor who leaves and returns in one file, with the time away kept', async () => {
+    const scenario = {
+      anchors: [
+        { userId: 'carol', joinAt: 0, leaveAt: 1 },
+        { userId: 'carol', joinAt: 2, leaveAt: null },
+      ],
+      end: { at: 3.5, reason: 'dismissed' },
+    };
+    const result = (await simulatedHandler(scenario)(recordRequest(), { request_id: 'rejoin' })) as RecordResult;
+    expect(result.Files).toHaveLength(1);
+    const info = await probeStored(result.Files[0]!.RecordFile, 'mp4');
+    expect(Math.abs(info.duration! - 3.5)).toBeLessThan(0.5);
+  });
+
+  it('stops when kicked by the Stop action, through the TC3-signed RemoveUser endpoint', async () => {
+    const rooms: RoomSimulator[] = [];
+    const handler = simulatedHandler(twoAnchors(60), {}, rooms);
+    trtcApi.onRemoveUser((call) => {
+      if (call.params.UserIds.includes('recorder_1')) rooms.forEach((room) => room.kick());
+    });
+    const request = recordRequest({ RoomId: undefined, StrRoomId: 'class-7b' });
+    const recording = handler(request, { request_id: 'kicked' }) as Promise<RecordResult>;
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const stopEvent = { httpMethod: 'POST', headers: {}, isBase64Encoded: false, body: JSON.stringify({ Action: 'Stop', SdkAppId: 1400000001, StrRoomId: 'class-7b', UserId: 'recorder_1' }) };
+    const stopAnswer = (await handler(stopEvent, { request_id: 'stop' })) as { statusCode: number; body: string };
+    expect(stopAnswer.statusCode).toBe(200);
+    expect(JSON.parse(stopAnswer.body)).toMatchObject({ Action: 'Stop', StrRoomId: 'class-7b', TrtcRequestId: expect.any(String) });
+    expect(trtcApi.calls.at(-1)).toMatchObject({ action: 'RemoveUserByStrRoomId', params: { RoomId: 'class-7b', UserIds: ['recorder_1'] } });
+
+    const result = await recording;
+    expect(result).toMatchObject({ StopReason: 'kicked', StrRoomId: 'class-7b', RoomId: null });
+    expect(result.Files.every((f) => f.Status === 1)).toBe(true);
+    expect(result.Files[0]!.RecordFile).toContain('/classes/class-7b/');
+    expect(callbacks.some((c) => c.body.RequestId === 'kicked')).toBe(true);
+  });
+
+  it('stops before the deadline with time to finalise and upload', async () => {
+    const started = Date.now();
+    const result = (await simulatedHandler(twoAnchors(60))(recordRequest({ Mode: '00' }), { request_id: 'deadline', time_limit_in_ms: 6_000 })) as RecordResult;
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(result.StopReason).toBe('deadline');
+    expect(result.Files.every((f) => f.Status === 1)).toBe(true);
+    expect(callbacks.some((c) => c.body.RequestId === 'deadline')).toBe(true);
+  });
+
+  it('stops cleanly before the disk budget runs out, and finalises without a second copy on disk', async () => {
+    const scenario = { anchors: [{ userId: 'dave', width: 640, height: 360 }], end: { at: 60, reason: 'dismissed' } };
+    const result = (await simulatedHandler(scenario, { DISK_BUDGET_MB: '1.5', DISK_RESERVE_MB: '1' })(recordRequest(), { request_id: 'disk' })) as RecordResult;
+    expect(result.StopReason).toBe('disk_full');
+    const [file] = result.Files;
+    expect(file).toMatchObject({ Status: 1, Message: expect.stringContaining('disk was nearly full') });
+    const key = decodeURIComponent(new URL(file!.RecordFile).pathname.slice(1));
+    // Streamed as fragmented MP4: no room for a faststart copy beside the FLV.
+    expect(cos.getObject(bucket, key)!.includes(Buffer.from('moof'))).toBe(true);
+    expect(codecs(await probeStored(file!.RecordFile, 'mp4'))).toEqual(['audio:aac', 'video:h264']);
+  });
+
+  it('finishes and uploads on SIGTERM, and leaves no ffmpeg behind', async () => {
+    const scenario = JSON.stringify(twoAnchors(60));
+    const bucketRoot = await mkdtemp(join(tmpdir(), 'scf-cli-'));
+    const event = JSON.stringify(recordRequest({ Callback: undefined }));
+    const cli = spawn(process.execPath, ['--import', 'tsx', 'scripts/scf-invoke.ts', '--event', event, '--room', `sim:${scenario}`, '--local-bucket-root', bucketRoot], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'warn', MEDIA_TMP_DIR: workRoot },
+    });
+    let stdout = '';
+    cli.stdout!.on('data', (chunk) => (stdout += chunk));
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    cli.kill('SIGTERM');
+    const [code] = await once(cli, 'exit');
+    const result = JSON.parse(stdout.trim().split('\n').pop()!) as RecordResult;
+    expect(code).toBe(0);
+    expect(result.StopReason).toBe('terminated');
+    expect(result.Files.map((f) => [f.UserId, f.Status]).sort()).toEqual([['alice', 1], ['bob', 1]]);
+    const stored = await readdir(join(bucketRoot, bucket, 'classes', String(JSON.parse(event).RoomId), 'alice'));
+    expect(stored).toHaveLength(1);
+    expect(runningProcessesMatching('pipe:3')).toEqual([]);
+  });
+});
+
+describe('SCF recorder: bad requests', () => {
+  it('answers at once, naming each bad field, starting nothing, echoing no secret', async () => {
+    let roomsStarted = 0;
+    const handler = createRecordHandler({ env: env(), createRoom: () => (roomsStarted++, createRoomSimulator(parseRoomScenario(twoAnchors(1)))) });
+    const asGateway = (body: string) => ({ httpMethod: 'POST', headers: { 'content-type': 'application/json' }, body, isBase64Encoded: false });
+    const cases = [
+      asGateway('{"SdkAppId": '),
+      asGateway(JSON.stringify({ ...recordRequest(), SdkAppId: 'x', UserSig: 42 })),
+      asGateway(JSON.stringify({ ...recordRequest(), Callback: 'http://100.100.100.200/latest/meta-data' })),
+      asGateway(JSON.stringify({ ...recordRequest(), CosConfig: { ...recordRequest().CosConfig, SecretId: undefined } })),
+      asGateway(JSON.stringify({ ...recordRequest(), RoomId: undefined, Mode: '9' })),
+      { ...asGateway(JSON.stringify(recordRequest())), httpMethod: 'GET' },
+    ];
+    for (const event of cases) {
+      const answer = (await handler(event, { request_id: 'bad' })) as { statusCode: number; body: string };
+      expect(answer.statusCode, answer.body).toBe(400);
+      const body = JSON.parse(answer.body);
+      expect(body.Error).toMatchObject({ Code: 'InvalidInput', Fields: expect.any(Array) });
+      expect(answer.body).not.toMatch(/cos-secret-value-xyz|UserSigSecret|api-secret-value-xyz/);
+    }
+    expect(roomsStarted).toBe(0);
+  });
+
+  it('says exactly that trtc-electron-sdk is missing when no simulator is configured', async () => {
+    const result = (await createRecordHandler({ env: env() })(recordRequest({ Callback: undefined }), { request_id: 'no-sdk' })) as RecordResult;
+    expect(result.Error).toMatchObject({ Code: 'TrtcSdkUnavailable', Message: expect.stringContaining('trtc-electron-sdk') });
+    expect(result.Files).toEqual([]);
+  });
+});

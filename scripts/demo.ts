@@ -1,12 +1,16 @@
 /**
  * `npm run demo`: an embedded RTMP server, a synthetic 720p stream published for
  * about 15 s, the real snapshot handler storing into ./demo-output with the local
- * driver, and an HTML timeline of what it stored. Needs nothing but `npm ci`.
+ * driver; then the real recorder handler in a simulated two-anchor TRTC room; and an
+ * HTML page showing both. Needs nothing but `npm ci`.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createRecordHandler } from '../functions/scf-record';
 import { createSnapshotHandler } from '../functions/fc-snapshot';
+import type { RecordResult } from '../shared/recording/record-job';
+import { createRoomSimulator, parseRoomScenario } from '../shared/recording/room-simulator';
 import type { SnapshotResult } from '../shared/snapshot/job';
 import { createLocalStore } from '../shared/storage/local';
 import { makeTestStream } from '../test/support/media-tools';
@@ -17,6 +21,7 @@ import { progressPrinter } from './lib/cli';
 const OUTPUT = resolve('demo-output');
 const BUCKET = 'demo-bucket';
 const PREFIX = 'snapshots';
+const RECORD_BUCKET = 'demo-1250000000';
 
 interface ManifestEntry {
   key: string;
@@ -50,17 +55,55 @@ async function main(): Promise<void> {
 
     const bucketDir = join(OUTPUT, BUCKET);
     const manifest = JSON.parse(await readFile(join(bucketDir, PREFIX, 'manifest.json'), 'utf8')) as { snapshots: ManifestEntry[] };
-    await writeFile(join(OUTPUT, 'index.html'), timelinePage(result, manifest.snapshots));
+    const recording = await recordSimulatedRoom();
+    await writeFile(join(OUTPUT, 'index.html'), timelinePage(result, manifest.snapshots) + recordingSection(recording));
     await writeFile(join(OUTPUT, 'result.json'), JSON.stringify(result, null, 2));
+    await writeFile(join(OUTPUT, 'recording.json'), JSON.stringify(recording, null, 2));
 
     say(`stop reason: ${result.stop_reason}; ${result.counts.uploaded}/${result.counts.taken} snapshots stored (${result.decode} decoding)`);
     say(`snapshots:  ${join(bucketDir, PREFIX)}/`);
     say(`timeline:   ${join(OUTPUT, 'index.html')}`);
     say(`result:     ${join(OUTPUT, 'result.json')}`);
-    if (result.status !== 'ok') process.exitCode = 1;
+    say(`recording:  ${recording.Files.map((f) => `${f.UserId} ${f.Status === 1 ? 'stored' : 'FAILED'} (${f.Duration} s)`).join(', ')} → ${join(OUTPUT, 'recording.json')}`);
+    if (result.status !== 'ok' || recording.Files.some((f) => f.Status !== 1)) process.exitCode = 1;
   } finally {
     await server.stop();
   }
+}
+
+/** The recorder in a simulated room: two anchors, one of whom leaves early, dismissed after 8 s. */
+async function recordSimulatedRoom(): Promise<RecordResult> {
+  const scenario = parseRoomScenario({
+    anchors: [
+      { userId: 'teacher', joinAt: 0, leaveAt: null, width: 640, height: 360 },
+      { userId: 'student', joinAt: 2, leaveAt: 6, width: 320, height: 240, sampleRate: 16000 },
+    ],
+    end: { at: 8, reason: 'dismissed' },
+  });
+  say('recording a simulated TRTC room: teacher 0-8 s, student 2-6 s, dismissed at 8 s…');
+  const handler = createRecordHandler({
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+    createRoom: () => createRoomSimulator(scenario),
+    createStore: (request) => createLocalStore({ root: OUTPUT, bucket: request.CosConfig.Bucket }),
+  });
+  const request = {
+    SdkAppId: 1400000001,
+    StrRoomId: 'demo-class',
+    UserId: 'recorder',
+    UserSig: 'demo-user-sig',
+    CosConfig: { Region: 'ap-guangzhou', Bucket: RECORD_BUCKET, Path: '/recordings/' },
+    Mode: '02',
+  };
+  return (await handler(request, { request_id: `demo-${randomUUID()}` })) as RecordResult;
+}
+
+function recordingSection(result: RecordResult): string {
+  const escape = (text: string) => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const items = result.Files.map((file) => {
+    const local = `${RECORD_BUCKET}/${decodeURIComponent(new URL(file.RecordFile).pathname.split(`/${RECORD_BUCKET}/`).pop() ?? '')}`;
+    return `<figure><video src="${escape(local)}" controls width="320"></video><figcaption><b>${escape(file.UserId)}</b> · ${file.Duration} s · ${file.Size} bytes · ${escape(file.Message)}</figcaption></figure>`;
+  }).join('\n');
+  return `<h1>Simulated TRTC recording</h1><p>Room ${escape(String(result.StrRoomId))} · stop reason <b>${result.StopReason}</b> · mode 02 (MP4)</p>\n${items}\n`;
 }
 
 function timelinePage(result: SnapshotResult, snapshots: ManifestEntry[]): string {

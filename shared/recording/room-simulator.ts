@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { MediaError, ValidationError } from '../errors';
 import { resolveFfmpegPath } from '../ffmpeg/binary';
+import { FfmpegProcess } from '../ffmpeg/supervisor';
 import type { RoomExitReason, RoomListener, RoomSource, RoomTarget } from './room-source';
 
 /*
@@ -40,7 +40,6 @@ const AUDIO_FRAME_MS = 20;
 const PRESTART_MS = 500;
 /** TRTC's generic ERR_FAILED, for an ffmpeg that died under the simulator. */
 const SIMULATOR_ERROR_CODE = -1;
-const STDERR_TAIL_CHARS = 2_000;
 const VIDEO_PATTERNS = ['testsrc2', 'smptebars', 'testsrc'] as const;
 
 const seconds = () =>
@@ -135,20 +134,6 @@ export function createRoomSimulator(scenario: RoomScenario, options: { ffmpegPat
   return new ScriptedRoom(scenario, resolveFfmpegPath(options.ffmpegPath));
 }
 
-/** Every ffmpeg the simulator started that has not exited yet. */
-const liveFfmpegs = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // As in the supervisor: when the host exits, its ffmpegs go too. (A host that dies without
-  // 'exit' closes their stdout, and their next write fails, which also ends them.)
-  process.once('exit', () => {
-    for (const child of liveFfmpegs) child.kill('SIGKILL');
-  });
-}
-
 interface FeedOptions {
   binary: string;
   args: string[];
@@ -163,38 +148,36 @@ interface FeedOptions {
 }
 
 /**
- * One ffmpeg writing raw frames to stdout, taken off the pipe on the room clock. The supervisor
- * does not fit: it reads `-progress` from stdout, which here is the media. Reading on schedule
+ * One ffmpeg writing raw frames to a pipe, taken off it on the room clock. Reading on schedule
  * is what paces ffmpeg: blocked on a full pipe, it runs ahead by at most what the pipe buffers.
  */
 class RawFrameFeed {
   readonly closed: Promise<void>;
-  private readonly child: ChildProcess;
-  private readonly stdout: Readable;
+  private readonly ffmpeg: FfmpegProcess;
+  /** fd 3, as stdout carries the supervisor's -progress. */
+  private readonly media: Duplex;
   private schedule: { startMs: number; untilMs: number; delivered: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly options: FeedOptions) {
-    installExitHook();
-    this.child = spawn(options.binary, options.args, { stdio: ['ignore', 'pipe', 'pipe'], shell: false });
-    liveFfmpegs.add(this.child);
-    this.stdout = this.child.stdout!;
-    let stderr = '';
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS);
+    // Paced by us, a blocked ffmpeg is waiting, not stalled: no watchdog.
+    this.ffmpeg = new FfmpegProcess({
+      binary: options.binary,
+      args: options.args,
+      extraPipes: 1,
+      firstFrameTimeoutMs: Number.POSITIVE_INFINITY,
+      stallTimeoutMs: Number.POSITIVE_INFINITY,
     });
-    let spawnError: Error | undefined;
-    this.child.once('error', (error) => (spawnError = error));
-    this.closed = new Promise((resolve) => {
-      this.child.once('close', (code, signal) => {
-        liveFfmpegs.delete(this.child);
-        this.pause();
-        if (!this.stopped) {
-          options.onFailure(spawnError ? `ffmpeg could not start: ${spawnError.message}` : `ffmpeg exited (${signal ?? `code ${code}`}): ${stderr.trim()}`);
-        }
-        resolve();
-      });
+    this.media = this.ffmpeg.pipe(3);
+    this.closed = this.ffmpeg.exited.then((exit) => {
+      this.pause();
+      if (this.stopped) return;
+      options.onFailure(
+        exit.spawnError
+          ? `ffmpeg could not start: ${exit.spawnError.message}`
+          : `ffmpeg exited (${exit.signal ?? `code ${exit.code}`}): ${exit.stderrTail.join(' | ')}`,
+      );
     });
   }
 
@@ -211,22 +194,23 @@ class RawFrameFeed {
   pause(): void {
     this.schedule = undefined;
     clearTimeout(this.timer);
-    this.stdout.off('readable', this.pump);
+    this.media.off('readable', this.pump);
   }
 
-  /** Nothing to flush: the output is a pipe, so ffmpeg is killed outright. */
+  /** Nothing to flush: closing our end fails ffmpeg's next write, and the supervisor's signals follow. */
   stop(): Promise<void> {
     if (!this.stopped) {
       this.stopped = true;
       this.pause();
-      this.child.kill('SIGKILL');
+      this.media.destroy();
+      void this.ffmpeg.stop('requested', { skipQuit: true });
     }
     return this.closed;
   }
 
   private readonly pump = (): void => {
     clearTimeout(this.timer);
-    this.stdout.off('readable', this.pump);
+    this.media.off('readable', this.pump);
     const schedule = this.schedule;
     // Re-checked each time round: a listener may pause or stop us from inside deliver().
     while (schedule && this.schedule === schedule) {
@@ -241,13 +225,13 @@ class RawFrameFeed {
         this.timer = setTimeout(this.pump, Math.ceil(waitMs));
         return;
       }
-      const frame = this.stdout.read(this.options.frameBytes) as Buffer | null;
+      const frame = this.media.read(this.options.frameBytes) as Buffer | null;
       if (frame === null) {
         // ffmpeg is behind (still starting): catch up, on the same timestamps, once it writes.
-        this.stdout.once('readable', this.pump);
+        this.media.once('readable', this.pump);
         return;
       }
-      // A short read means the pipe ended: ffmpeg died, and 'close' reports it.
+      // A short read means the pipe ended: ffmpeg died, and `closed` reports it.
       if (frame.length < this.options.frameBytes) return;
       schedule.delivered++;
       this.options.deliver(frame, Math.round(dueMs));
@@ -255,18 +239,18 @@ class RawFrameFeed {
   };
 }
 
-const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'error'];
+const FFMPEG_COMMON = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-progress', 'pipe:1'];
 
 function videoArgs(anchor: AnchorScenario, look: number): string[] {
   const pattern = VIDEO_PATTERNS[look % VIDEO_PATTERNS.length];
   const hue = (Math.floor(look / VIDEO_PATTERNS.length) * 90) % 360;
   const source = `${pattern}=size=${anchor.width}x${anchor.height}:rate=${anchor.fps},hue=h=${hue}`;
-  return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:1'];
+  return [...FFMPEG_COMMON, '-f', 'lavfi', '-i', source, '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3'];
 }
 
 function audioArgs(anchor: AnchorScenario, look: number): string[] {
   const source = `sine=frequency=${440 + 110 * look}:sample_rate=${anchor.sampleRate}`;
-  return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-ac', String(anchor.channels), '-f', 's16le', 'pipe:1'];
+  return [...FFMPEG_COMMON, '-f', 'lavfi', '-i', source, '-ac', String(anchor.channels), '-f', 's16le', 'pipe:3'];
 }
 
 const toMs = (secondsFromEntering: number) => Math.round(secondsFromEntering * 1000);

@@ -189,7 +189,7 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
   it('finishes and uploads on SIGTERM, and leaves no ffmpeg behind', async () => {
     const scenario = JSON.stringify(twoAnchors(60));
     const bucketRoot = await mkdtemp(join(tmpdir(), 'scf-cli-'));
-    const event = JSON.stringify(recordRequest({ Callback: undefined }));
+    const event = JSON.stringify(recordRequest());
     const cli = spawn(process.execPath, ['--import', 'tsx', 'scripts/scf-invoke.ts', '--event', event, '--room', `sim:${scenario}`, '--local-bucket-root', bucketRoot], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LOG_LEVEL: 'warn', MEDIA_TMP_DIR: workRoot },
@@ -206,6 +206,49 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     const stored = await readdir(join(bucketRoot, bucket, 'classes', String(JSON.parse(event).RoomId), 'alice'));
     expect(stored).toHaveLength(1);
     expect(runningProcessesMatching('pipe:3')).toEqual([]);
+    expect(callbacks.some((c) => c.body.StopReason === 'terminated' && c.body.RoomId === JSON.parse(event).RoomId)).toBe(true);
+  });
+});
+
+describe('SCF recorder: local runners and logs', () => {
+  it('serves the handler over HTTP like the API gateway (npm run scf:serve)', async () => {
+    const bucketRoot = await mkdtemp(join(tmpdir(), 'scf-serve-'));
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const scenario = JSON.stringify({ anchors: [{ userId: 'erin' }], end: { at: 2, reason: 'dismissed' } });
+    const server = spawn(process.execPath, ['--import', 'tsx', 'scripts/scf-serve.ts', '--port', String(port), '--room', `sim:${scenario}`, '--local-bucket-root', bucketRoot], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'warn', MEDIA_TMP_DIR: workRoot },
+    });
+    try {
+      await new Promise<void>((resolve) => server.stderr!.on('data', (chunk) => String(chunk).includes('listening') && resolve()));
+      const answer = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: JSON.stringify(recordRequest({ Callback: undefined, Mode: '00' })) });
+      expect(answer.status).toBe(200);
+      const result = (await answer.json()) as RecordResult;
+      expect(result.Files).toMatchObject([{ UserId: 'erin', Status: 1 }]);
+      const invalid = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"SdkAppId":' });
+      expect(invalid.status).toBe(400);
+    } finally {
+      server.kill('SIGTERM');
+      await once(server, 'exit');
+    }
+  });
+
+  it('never writes SecretKey or UserSig to a log line', async () => {
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      lines.push(String(chunk));
+      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    try {
+      const scenario = { anchors: [{ userId: 'fay' }], end: { at: 1.5, reason: 'kicked' } };
+      await simulatedHandler(scenario, { LOG_LEVEL: 'debug' })(recordRequest({ Mode: '00' }), { request_id: 'logs' });
+    } finally {
+      process.stderr.write = write;
+    }
+    const log = lines.join('');
+    expect(log).toContain('"requestId":"logs"');
+    expect(log).not.toMatch(/cos-secret-value-xyz|UserSigSecret/);
   });
 });
 

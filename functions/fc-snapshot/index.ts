@@ -1,6 +1,7 @@
 import { readConfig, type Env } from '../../shared/config';
 import { MediaError, ValidationError } from '../../shared/errors';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
+import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
 import { createLogger } from '../../shared/log';
 import { redact } from '../../shared/redact';
 import { runSnapshotJob, type SnapshotJob, type SnapshotResult, type SnapshotRuntime } from '../../shared/snapshot/job';
@@ -55,39 +56,31 @@ export function createSnapshotHandler(deps: HandlerDependencies = {}) {
       return result;
     }
 
-    const termination = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => {
-      logger.warn('termination signal received; flushing', { signal });
-      termination.abort();
-    };
-    const signals = deps.terminationSignals ?? ['SIGTERM'];
-    for (const signal of signals) process.on(signal, onSignal);
-    try {
-      const store = deps.createStore ? deps.createStore(job) : createOssForJob(job, context, config);
-      const timeoutMs = (context.function?.timeout ?? 0) * 1000;
-      logger.info('snapshot job starting', { job });
-      const result = await runSnapshotJob(job, {
-        store,
-        ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
-        logger,
-        tmpRoot: config.tmpRoot,
-        deadlineAt: timeoutMs > 0 ? invokedAt + timeoutMs : undefined,
-        // Short functions keep at least two thirds of their time for capture.
-        flushMarginMs: timeoutMs > 0 ? Math.min(config.flushMarginMs, timeoutMs / 3) : config.flushMarginMs,
-        signal: termination.signal,
-        callbackSecret: config.callbackSecret,
-        uploadConcurrency: config.uploadConcurrency,
-        onProgress: deps.onProgress,
-      });
-      logger.info('snapshot job finished', { status: result.status, stop_reason: result.stop_reason, counts: result.counts, callback: result.callback });
-      return result;
-    } catch (error) {
-      const result = failure(requestId, error);
-      logger.error('snapshot job failed', { error });
-      return result;
-    } finally {
-      for (const signal of signals) process.off(signal, onSignal);
-    }
+    return withTerminationSignal(deps.terminationSignals ?? ['SIGTERM'], logger, async (signal) => {
+      try {
+        const store = deps.createStore ? deps.createStore(job) : createOssForJob(job, context, config);
+        const timeoutMs = (context.function?.timeout ?? 0) * 1000;
+        logger.info('snapshot job starting', { job });
+        const result = await runSnapshotJob(job, {
+          store,
+          ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
+          logger,
+          tmpRoot: config.tmpRoot,
+          deadlineAt: timeoutMs > 0 ? invokedAt + timeoutMs : undefined,
+          flushMarginMs: stopMarginMs(timeoutMs, config.flushMarginMs),
+          signal,
+          callbackSecret: config.callbackSecret,
+          uploadConcurrency: config.uploadConcurrency,
+          onProgress: deps.onProgress,
+        });
+        logger.info('snapshot job finished', { status: result.status, stop_reason: result.stop_reason, counts: result.counts, callback: result.callback });
+        return result;
+      } catch (error) {
+        const result = failure(requestId, error);
+        logger.error('snapshot job failed', { error });
+        return result;
+      }
+    });
   };
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readConfig, type Env, type RuntimeConfig } from '../../shared/config';
 import { MediaError, ValidationError } from '../../shared/errors';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
+import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
 import { createLogger, type Logger } from '../../shared/log';
 import { redact } from '../../shared/redact';
 import { runRecordJob, type RecordJob, type RecordResult } from '../../shared/recording/record-job';
@@ -95,16 +96,8 @@ async function record(
     callbackUrl: request.Callback,
   };
   const store = deps.createStore ? deps.createStore(request) : createCosForRequest(request, config);
-  const termination = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    logger.warn('termination signal received; finishing the recordings', { signal });
-    termination.abort();
-  };
-  const signals = deps.terminationSignals ?? ['SIGTERM'];
-  for (const signal of signals) process.on(signal, onSignal);
-  try {
+  return withTerminationSignal(deps.terminationSignals ?? ['SIGTERM'], logger, async (signal) => {
     logger.info('recording starting', { request: redact(request) });
-    const timeoutMs = deadlineAt === undefined ? 0 : deadlineAt - Date.now();
     const result = await runRecordJob(job, {
       openRoom: deps.createRoom ?? (() => createTrtcElectronRoom()),
       store,
@@ -112,18 +105,15 @@ async function record(
       logger,
       workRoot: config.cfsPath ?? config.tmpRoot,
       deadlineAt,
-      // Short functions keep at least two thirds of their time for recording.
-      finalizeMarginMs: timeoutMs > 0 ? Math.min(config.finalizeMarginMs, timeoutMs / 3) : config.finalizeMarginMs,
-      signal: termination.signal,
+      finalizeMarginMs: stopMarginMs(deadlineAt === undefined ? undefined : deadlineAt - Date.now(), config.finalizeMarginMs),
+      signal,
       callbackSecret: config.callbackSecret,
       diskBudgetBytes: config.diskBudgetBytes,
       diskReserveBytes: config.diskReserveBytes,
     });
     logger.info('recording finished', { stopReason: result.StopReason, files: result.Files, callback: result.Callback, error: result.Error });
     return result;
-  } finally {
-    for (const signal of signals) process.off(signal, onSignal);
-  }
+  });
 }
 
 async function stopRecording(request: StopRequest, requestId: string, config: RuntimeConfig, logger: Logger): Promise<StopResult> {

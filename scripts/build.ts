@@ -95,7 +95,7 @@ function lazySdks(used: Set<string>): esbuild.Plugin {
  * bundle. The package carries bin/ffmpeg instead, which resolveFfmpegPath tries first; if the
  * resolver ever gets as far as the installer, this stub says what is missing.
  */
-const noFfmpegInstaller: esbuild.Plugin = {
+export const noFfmpegInstaller: esbuild.Plugin = {
   name: 'no-ffmpeg-installer',
   setup(build) {
     build.onResolve({ filter: /^@ffmpeg-installer\/ffmpeg$/ }, () => ({ path: 'ffmpeg-installer', namespace: 'no-ffmpeg-installer' }));
@@ -129,7 +129,8 @@ function shareVendored(ownSpecifier: string, all: string[]): esbuild.Plugin {
   };
 }
 
-const common: esbuild.BuildOptions = {
+/** The esbuild options every bundle of this project uses (the cold-start benchmark's eager variants too). */
+export const BUNDLE_OPTIONS: esbuild.BuildOptions = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -179,7 +180,7 @@ async function buildOne(name: FunctionName, outDir: string, withFfmpeg: boolean)
 
   const used = new Set<string>();
   const main = await esbuild.build({
-    ...common,
+    ...BUNDLE_OPTIONS,
     entryPoints: [join(ROOT, spec.entry)],
     outfile: join(dir, 'index.js'),
     external: ALWAYS_EXTERNAL,
@@ -192,7 +193,7 @@ async function buildOne(name: FunctionName, outDir: string, withFfmpeg: boolean)
   for (const specifier of specifiers) {
     const file = vendoredPath(specifier);
     const result = await esbuild.build({
-      ...common,
+      ...BUNDLE_OPTIONS,
       entryPoints: [require.resolve(specifier, { paths: [ROOT] })],
       outfile: join(dir, file),
       external: ALWAYS_EXTERNAL,

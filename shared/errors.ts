@@ -70,13 +70,6 @@ export class RoomAdminError extends MediaError {
   }
 }
 
-/** ffmpeg could not start, could not connect, or failed in a way the job cannot absorb. */
-export class MediaProcessError extends MediaError {
-  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
-    super('MediaProcessError', message, options);
-  }
-}
-
 export class CallbackError extends MediaError {
   constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
     super('CallbackError', message, options);

@@ -36,12 +36,3 @@ export function createLogger(options: LoggerOptions): Logger {
     child: (fields) => createLogger({ ...options, fields: { ...options.fields, ...fields } }),
   };
 }
-
-/** For tests and library callers that do not want output. */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => silentLogger,
-};

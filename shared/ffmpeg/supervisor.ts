@@ -23,10 +23,12 @@ export interface FfmpegExit {
 export interface SupervisorOptions {
   binary: string;
   args: string[];
-  /** After the first frame: stop when the frame count has not moved for this long. */
-  stallTimeoutMs: number;
-  /** Before the first frame: stop when none has arrived after this long. */
-  firstFrameTimeoutMs: number;
+  /**
+   * For network inputs. Before the first frame: stop when none has arrived after
+   * `firstFrameTimeoutMs`; after it: stop when the frame count has not moved for
+   * `stallTimeoutMs`. Leave both out for inputs we feed or read from disk: no watchdog.
+   */
+  liveness?: { firstFrameTimeoutMs: number; stallTimeoutMs: number };
   /** How long each gentle step may take before the next, harsher one. */
   quitGraceMs?: number;
   termGraceMs?: number;
@@ -54,6 +56,12 @@ function installExitHook(): void {
   });
 }
 
+/** One line for results and logs: the exit and ffmpeg's last words. Redact before echoing a URL. */
+export function describeExit(exit: FfmpegExit): string {
+  const detail = exit.spawnError?.message ?? exit.stderrTail.slice(-3).join(' | ');
+  return `ffmpeg exited with ${exit.code ?? exit.signal}${detail ? `: ${detail}` : ''}`;
+}
+
 /** Number of ffmpeg processes this module has started that are still running. */
 export function liveFfmpegCount(): number {
   return liveChildren.size;
@@ -74,7 +82,7 @@ export class FfmpegProcess {
   private escalation: FfmpegExit['escalation'] = 'none';
   private stopping: Promise<FfmpegExit> | undefined;
   private readonly stderrTail: string[] = [];
-  private readonly watchdog: NodeJS.Timeout;
+  private readonly watchdog: NodeJS.Timeout | undefined;
   private hasExited = false;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -102,7 +110,8 @@ export class FfmpegProcess {
         .on('close', resolve);
     });
 
-    this.watchdog = setInterval(() => this.checkLiveness(), WATCHDOG_TICK_MS);
+    const liveness = options.liveness;
+    if (liveness) this.watchdog = setInterval(() => this.checkLiveness(liveness), WATCHDOG_TICK_MS);
     this.exited = new Promise<FfmpegExit>((resolve) => {
       let spawnError: Error | undefined;
       this.child.once('error', (error) => {
@@ -197,12 +206,12 @@ export class FfmpegProcess {
     this.options.onProgress?.(block);
   }
 
-  private checkLiveness(): void {
+  private checkLiveness(liveness: NonNullable<SupervisorOptions['liveness']>): void {
     if (this.stopping || this.hasExited) return;
     const now = Date.now();
     if (this.frames === 0) {
-      if (now - this.startedAt >= this.options.firstFrameTimeoutMs) void this.stop('no-first-frame', { skipQuit: true });
-    } else if (now - this.lastFrameAt >= this.options.stallTimeoutMs) {
+      if (now - this.startedAt >= liveness.firstFrameTimeoutMs) void this.stop('no-first-frame', { skipQuit: true });
+    } else if (now - this.lastFrameAt >= liveness.stallTimeoutMs) {
       void this.stop('stalled', { skipQuit: true });
     }
   }

@@ -1,4 +1,4 @@
-import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
+import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
 import { modeTracks, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from './args';
 import { blackI420, convertPcm, scaleI420 } from './raw-media';
@@ -129,10 +129,8 @@ export class AnchorRecorder {
     this.ffmpeg = new FfmpegProcess({
       binary: this.options.ffmpegPath,
       args: recordingArgs({ video: this.videoFormat, audio: this.audioFormat, outputPath: this.options.outputPath }),
+      // Fed by us, not a network: no liveness watchdog.
       extraPipes: Object.keys(this.pipes).length,
-      // Fed by us, not a network: liveness is ours to keep.
-      firstFrameTimeoutMs: Number.POSITIVE_INFINITY,
-      stallTimeoutMs: Number.POSITIVE_INFINITY,
     });
     void this.ffmpeg.exited.then((exit) => {
       if (!this.stopping) this.failure ??= describeExit(exit);
@@ -211,9 +209,4 @@ export class AnchorRecorder {
     this.options.logger.info('anchor recording closed', { anchor: this.options.userId, durationSec, code: exit.code });
     return { ...result, durationSec, ...(this.failure ? { error: this.failure } : {}) };
   }
-}
-
-function describeExit(exit: FfmpegExit): string {
-  const detail = exit.spawnError?.message ?? exit.stderrTail.slice(-2).join(' | ');
-  return `ffmpeg exited with ${exit.code ?? exit.signal}${detail ? `: ${detail}` : ''}`;
 }

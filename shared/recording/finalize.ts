@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises';
 import { pipeline, Transform } from 'node:stream';
-import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
+import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
 import type { ObjectStore } from '../storage/types';
 import { finalizeArgs, type RecordMode } from './args';
 
@@ -43,8 +43,8 @@ export async function finalizeRecording(request: FinalizeRequest): Promise<Final
 async function finalizeToFile(request: FinalizeRequest): Promise<FinalizeOutcome> {
   const mp4Path = request.flvPath.replace(/\.flv$/, '.mp4');
   try {
-    const exit = await runFfmpeg(request.ffmpegPath, finalizeArgs({ inputPath: request.flvPath, mode: request.mode, output: mp4Path }), 0);
-    if (exit.code !== 0) return { method: 'faststart-file', failedStep: 'transcoding', error: describe(exit) };
+    const exit = await new FfmpegProcess({ binary: request.ffmpegPath, args: finalizeArgs({ inputPath: request.flvPath, mode: request.mode, output: mp4Path }) }).exited;
+    if (exit.code !== 0) return { method: 'faststart-file', failedStep: 'transcoding', error: describeExit(exit) };
     const bytes = (await stat(mp4Path)).size;
     try {
       await request.store.putFile(request.key, mp4Path, { contentType: 'video/mp4', signal: request.signal });
@@ -59,7 +59,8 @@ async function finalizeToFile(request: FinalizeRequest): Promise<FinalizeOutcome
 
 async function finalizeStreamed(request: FinalizeRequest): Promise<FinalizeOutcome> {
   const output = `pipe:${FIRST_EXTRA_PIPE}`;
-  const ffmpeg = startFfmpeg(request.ffmpegPath, finalizeArgs({ inputPath: request.flvPath, mode: request.mode, output, fragmented: true }), 1);
+  const args = finalizeArgs({ inputPath: request.flvPath, mode: request.mode, output, fragmented: true });
+  const ffmpeg = new FfmpegProcess({ binary: request.ffmpegPath, args, extraPipes: 1 });
   let bytes = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -81,21 +82,8 @@ async function finalizeStreamed(request: FinalizeRequest): Promise<FinalizeOutco
   const method = 'streamed' as const;
   // A failed upload closes the pipe, which fails ffmpeg too: the upload is the cause.
   if (uploadError) return { method, failedStep: 'writing to COS', error: messageOf(uploadError), bytes };
-  if (exit.code !== 0) return { method, failedStep: 'transcoding', error: describe(exit) };
+  if (exit.code !== 0) return { method, failedStep: 'transcoding', error: describeExit(exit) };
   return { method, bytes };
-}
-
-function startFfmpeg(binary: string, args: string[], extraPipes: number): FfmpegProcess {
-  // A local file in, so no network liveness to watch.
-  return new FfmpegProcess({ binary, args, extraPipes, firstFrameTimeoutMs: Number.POSITIVE_INFINITY, stallTimeoutMs: Number.POSITIVE_INFINITY });
-}
-
-function runFfmpeg(binary: string, args: string[], extraPipes: number): Promise<FfmpegExit> {
-  return startFfmpeg(binary, args, extraPipes).exited;
-}
-
-function describe(exit: FfmpegExit): string {
-  return `ffmpeg exited with ${exit.code ?? exit.signal}: ${exit.spawnError?.message ?? exit.stderrTail.slice(-2).join(' | ')}`;
 }
 
 function messageOf(error: unknown): string {

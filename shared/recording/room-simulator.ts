@@ -166,8 +166,6 @@ class RawFrameFeed {
       binary: options.binary,
       args: options.args,
       extraPipes: 1,
-      firstFrameTimeoutMs: Number.POSITIVE_INFINITY,
-      stallTimeoutMs: Number.POSITIVE_INFINITY,
     });
     this.media = this.ffmpeg.pipe(3);
     this.closed = this.ffmpeg.exited.then((exit) => {

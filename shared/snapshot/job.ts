@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deliverCallback, type CallbackOutcome } from '../callback';
-import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
+import { describeExit, FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
 import { redactUrls } from '../redact';
 import { sleep } from '../retry';
@@ -214,7 +214,7 @@ class SnapshotCapture {
         this.stopReason = 'ended';
         return;
       }
-      if (exit.frames === 0 && exit.code !== 0) this.firstError = describeFailure(exit);
+      if (exit.frames === 0 && exit.code !== 0) this.firstError = describeExit(exit);
       if (Date.now() + RECONNECT_DELAY_MS >= windowEnd()) {
         this.stopReason = everConnected ? 'ended' : 'error';
         return;
@@ -268,8 +268,7 @@ class SnapshotCapture {
         workDir: this.workDir,
         run,
       }),
-      firstFrameTimeoutMs,
-      stallTimeoutMs,
+      liveness: { firstFrameTimeoutMs, stallTimeoutMs },
       onProgress: (block) => {
         if (block.frame > runFrames) {
           runFrames = block.frame;
@@ -410,9 +409,4 @@ class SnapshotCapture {
     }
     return result;
   }
-}
-
-function describeFailure(exit: FfmpegExit): string {
-  const lastLines = exit.stderrTail.slice(-3).join(' | ');
-  return `ffmpeg exited with code ${exit.code}${lastLines ? `: ${lastLines}` : ''}`;
 }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type COS from 'cos-nodejs-sdk-v5';
-import { isRetryable, MediaError, ValidationError } from '../errors';
+import { parseEndpointOverride } from '../endpoint-override';
+import { isRetryable, ValidationError } from '../errors';
 import type { RetryPolicy } from '../retry';
 import { createCloudStore, encodeObjectKey, readRange, type SdkFailure } from './cloud-store';
 import type { MultipartOptions } from './multipart';
@@ -61,17 +62,8 @@ export function resolveCosCredentials(
  * `Host: <bucket>.cos.<region>.myqcloud.com`, as in production (COS has no path style).
  */
 export function cosEndpointOptions(endpoint: string): Pick<COS.COSOptions, 'Protocol' | 'Ip'> {
-  let url: URL | undefined;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.username) {
-    // The value is not echoed: a mistyped one may carry credentials.
-    throw new MediaError('InvalidConfig', 'COS endpoint must look like http://host:port (scheme, host and port only)');
-  }
-  return { Protocol: url.protocol, Ip: url.host };
+  const url = parseEndpointOverride(endpoint, 'COS endpoint');
+  return { Protocol: url.protocol as 'http:' | 'https:', Ip: url.host };
 }
 
 export function cosObjectUrl(bucket: string, region: string, key: string): string {

@@ -38,8 +38,6 @@ export interface ObjectStore {
   objectUrl(key: string): string;
 }
 
-export type PutBody = Buffer | Readable;
-
 // ---------------------------------------------------------------- what a cloud driver implements
 
 /** A byte range of a file on disk, opened afresh for every attempt. */

@@ -12,6 +12,7 @@ import * as https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type SdkException from 'tencentcloud-sdk-nodejs/tencentcloud/common/exception/tencent_cloud_sdk_exception';
 import type * as TrtcClientModule from 'tencentcloud-sdk-nodejs/tencentcloud/services/trtc/v20190722/trtc_client';
+import { parseEndpointOverride } from '../endpoint-override';
 import { isRetryable, MediaError, RoomAdminError, ValidationError, type FieldIssue } from '../errors';
 import { withRetry, type RetryPolicy } from '../retry';
 
@@ -79,16 +80,7 @@ const RETRYABLE_CLOUD_CODE = /^(InternalError|RequestLimitExceeded)(\.|$)/;
  */
 export function resolveTrtcEndpoint(override?: string): TrtcEndpoint {
   if (override === undefined) return { endpoint: TRTC_API_HOST, protocol: 'https://' };
-  let url: URL | undefined;
-  try {
-    url = new URL(override);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.username) {
-    // The value is not echoed: a mistyped one may carry credentials.
-    throw new MediaError('InvalidConfig', 'TRTC API endpoint must look like http://host:port (scheme, host and port only)');
-  }
+  const url = parseEndpointOverride(override, 'TRTC API endpoint');
   const protocol = url.protocol === 'https:' ? 'https://' : 'http://';
   if (url.hostname.startsWith('trtc.')) return { endpoint: url.host, protocol };
   return {

@@ -1,6 +1,8 @@
-import { defineConfig } from 'vitest/config';
+// CommonJS, like the rest of the project ("type": "commonjs"): with `import`/`export` here, Vite
+// warns on every run that a future native config loader would load this file as CommonJS and fail.
+const { defineConfig } = require('vitest/config') as typeof import('vitest/config');
 
-export default defineConfig({
+module.exports = defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // End-to-end tests run real ffmpeg and RTMP servers: give them room, and keep

@@ -6,6 +6,8 @@
  *                                        loaded by Node on the code's first `require` of it
  *   dist/<fn>/bin/ffmpeg                 the static ffmpeg (left out with --no-ffmpeg: use the
  *                                        platform's FFmpeg layer, /opt/bin/ffmpeg, or FFMPEG_PATH)
+ *   dist/scf-record/image-server.js      the SCF image-function server (`node image-server.js`); it
+ *                                        `require`s ./index.js for the handler (bundle-config's extraEntries)
  *
  * The cloud SDKs are not inlined into index.js: the code `require`s them inside the factories that
  * use them, and keeping them in their own files means a cold start neither runs nor even parses
@@ -16,7 +18,7 @@
 import { copyFile, chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as esbuild from 'esbuild';
 import { parseArgs } from './lib/cli';
 import {
@@ -59,6 +61,8 @@ export interface FunctionBuild {
   /** Source files bundled into index.js, relative to the repository root. */
   inputs: string[];
   vendored: VendoredModule[];
+  /** Programs built beside index.js (FunctionSpec.extraEntries), e.g. `image-server.js`. */
+  extraEntries: Array<{ file: string; bytes: number; inputs: string[] }>;
   /** `bin/ffmpeg` when packaged, else null. */
   ffmpeg: string | null;
   /** Modules index.js or a vendored SDK leaves to runtime resolution and the package does not ship. */
@@ -129,6 +133,23 @@ function shareVendored(ownSpecifier: string, all: string[]): esbuild.Plugin {
   };
 }
 
+/**
+ * In an extra entry, an import of the function's own entry becomes `require('./index.js')`, so the
+ * handler and the core exist once in the folder (and load as they do for the platform).
+ */
+function requireMainEntry(mainEntry: string): esbuild.Plugin {
+  const target = mainEntry.replace(/\.ts$/, '');
+  return {
+    name: 'require-main-entry',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.?\// }, (args) => {
+        const resolved = resolve(args.resolveDir, args.path).replace(/\.ts$/, '');
+        return resolved === target || join(resolved, 'index') === target ? { path: './index.js', external: true } : undefined;
+      });
+    },
+  };
+}
+
 /** The esbuild options every bundle of this project uses (the cold-start benchmark's eager variants too). */
 export const BUNDLE_OPTIONS: esbuild.BuildOptions = {
   bundle: true,
@@ -162,7 +183,8 @@ function unresolvedOf(metafile: esbuild.Metafile, vendored: Set<string>): string
   const found = new Set<string>();
   for (const output of Object.values(metafile.outputs)) {
     for (const imported of output.imports) {
-      if (imported.external && !imported.path.startsWith('node:') && !isBuiltin(imported.path) && !vendored.has(imported.path)) found.add(imported.path);
+      const shipped = vendored.has(imported.path) || imported.path.startsWith('./');
+      if (imported.external && !imported.path.startsWith('node:') && !isBuiltin(imported.path) && !shipped) found.add(imported.path);
     }
   }
   return [...found].sort();
@@ -186,10 +208,22 @@ async function buildOne(name: FunctionName, outDir: string, withFfmpeg: boolean)
     external: ALWAYS_EXTERNAL,
     plugins: [lazySdks(used), noFfmpegInstaller],
   });
+  const extraBuilds: Array<{ file: string; metafile: esbuild.Metafile }> = [];
+  for (const extra of spec.extraEntries ?? []) {
+    const result = await esbuild.build({
+      ...BUNDLE_OPTIONS,
+      entryPoints: [join(ROOT, extra.entry)],
+      outfile: join(dir, extra.outfile),
+      external: ALWAYS_EXTERNAL,
+      plugins: [requireMainEntry(join(ROOT, spec.entry)), lazySdks(used), noFfmpegInstaller],
+    });
+    extraBuilds.push({ file: extra.outfile, metafile: result.metafile! });
+  }
 
   const specifiers = [...used].sort();
   const vendored: VendoredModule[] = [];
   const unresolved = new Set(unresolvedOf(main.metafile!, used));
+  for (const extra of extraBuilds) for (const u of unresolvedOf(extra.metafile, used)) unresolved.add(u);
   for (const specifier of specifiers) {
     const file = vendoredPath(specifier);
     const result = await esbuild.build({
@@ -229,6 +263,9 @@ async function buildOne(name: FunctionName, outDir: string, withFfmpeg: boolean)
     indexBytes: (await stat(join(dir, 'index.js'))).size,
     inputs: inputsOf(main.metafile!),
     vendored,
+    extraEntries: await Promise.all(
+      extraBuilds.map(async (e) => ({ file: e.file, bytes: (await stat(join(dir, e.file))).size, inputs: inputsOf(e.metafile) })),
+    ),
     ffmpeg,
     unresolvedAtRuntime: [...unresolved].sort(),
   };
@@ -251,6 +288,7 @@ export function describeBuild(b: FunctionBuild): string {
   const kib = (n: number) => `${Math.round(n / 1024)} KiB`;
   const lines = [`${relative(ROOT, b.dir) || b.dir}: index.js ${kib(b.indexBytes)} (exports ${b.handlerExport})`];
   for (const v of b.vendored) lines.push(`  lazy  ${v.file} ${kib(v.bytes)}  ← require('${v.specifier}')`);
+  for (const e of b.extraEntries) lines.push(`  also  ${e.file} ${kib(e.bytes)}  (node ${e.file}; requires ./index.js)`);
   lines.push(`  ffmpeg ${b.ffmpeg ?? 'not packaged (FFmpeg layer or FFMPEG_PATH)'}`);
   if (b.unresolvedAtRuntime.length) lines.push(`  left to runtime: ${b.unresolvedAtRuntime.join(', ')}`);
   return lines.join('\n');

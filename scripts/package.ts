@@ -9,7 +9,7 @@
  */
 import { join, relative } from 'node:path';
 import { buildFunctions, describeBuild, type BuildOptions, type FunctionBuild } from './build';
-import { parseArgs } from './lib/cli';
+import { defineCli, runCli, type CliValues } from './lib/cli';
 import { DIST, ROOT } from './lib/bundle-config';
 import { collectTree, writeZip, type ZipSummary } from './lib/zip';
 
@@ -35,8 +35,22 @@ export function formatMiB(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'no-ffmpeg': { type: 'boolean', default: false }, out: { type: 'string' } } });
+export const packageCli = defineCli({
+  name: 'package',
+  summary: 'Builds each function (npm run build) and zips it for upload: dist/fc-snapshot.zip, dist/scf-record.zip.',
+  options: {
+    'no-ffmpeg': { type: 'boolean', description: 'leave bin/ffmpeg out (the function uses the FFmpeg layer, /opt/bin/ffmpeg, or FFMPEG_PATH)' },
+    out: { type: 'string', placeholder: 'DIR', description: 'where the folders and zips go (default: dist)' },
+  },
+  examples: ['npm run package', 'npm run package -- --no-ffmpeg --out /tmp/packages'],
+  exitCodes: [
+    [0, 'packaged'],
+    [1, 'the build or the zip failed'],
+    [2, 'a command-line mistake'],
+  ],
+});
+
+async function main(values: CliValues<typeof packageCli.options>): Promise<number> {
   const packaged = await packageFunctions({ outDir: values.out, ffmpeg: !values['no-ffmpeg'] });
   for (const p of packaged) {
     process.stdout.write(`${describeBuild(p.build)}\n`);
@@ -44,11 +58,7 @@ async function main(): Promise<void> {
       `  → ${relative(ROOT, p.zip) || p.zip}: ${formatMiB(p.summary.bytes)} (${p.summary.entries} entries, ${formatMiB(p.summary.uncompressedBytes)} unpacked)\n`,
     );
   }
+  return 0;
 }
 
-if (require.main === module) {
-  main().catch((error) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(packageCli, main);

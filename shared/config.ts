@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   /** The TencentCloud API region for TRTC room calls; RemoveUser accepts ap-beijing, ap-guangzhou and ap-singapore. */
   trtcRegion: string;
   callbackSecret?: string;
+  /** The bearer secret an HTTP Stop must present (`Authorization: Bearer …`); unset, HTTP Stop is refused. */
+  controlSecret?: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   tmpRoot: string;
   /** Capture stops this long before the function deadline, to flush uploads. */
@@ -57,6 +59,7 @@ export function readConfig(env: Env): RuntimeConfig {
     trtcApiEndpoint: nonEmpty('TRTC_API_ENDPOINT'),
     trtcRegion: nonEmpty('TRTC_REGION') ?? 'ap-guangzhou',
     callbackSecret: nonEmpty('CALLBACK_SECRET'),
+    controlSecret: nonEmpty('CONTROL_SECRET'),
     logLevel: (LOG_LEVELS as readonly string[]).includes(level ?? '') ? (level as RuntimeConfig['logLevel']) : 'info',
     tmpRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',
     flushMarginMs: positiveNumber(nonEmpty('FLUSH_MARGIN_MS')) ?? 10_000,

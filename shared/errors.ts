@@ -38,6 +38,8 @@ export interface StorageFailure {
   status?: number;
   cloudCode?: string;
   requestId?: string;
+  /** With PositionNotEqualToLength: the object's current length, where the next append must start. */
+  nextPosition?: number;
 }
 
 /** A put/get against object storage failed; `retryable` follows the HTTP status. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
-import { IMAGE_FORMATS, LOSSY_FORMATS } from '../../shared/snapshot/image-format';
+import { IMAGE_FORMATS, LOSSY_FORMATS } from '../../shared/images/format';
 import { normalizePrefix } from '../../shared/snapshot/keys';
 import type { SnapshotJob } from '../../shared/snapshot/job';
 import { sourceUrlProblem } from '../../shared/source-url';

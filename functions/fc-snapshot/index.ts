@@ -28,7 +28,7 @@ export type SnapshotHandlerResult = SnapshotResult | FailedInvocation;
 export interface HandlerDependencies {
   env?: Env;
   /** Replaces OSS, e.g. with the local driver for local runs. */
-  createStore?: (job: SnapshotJob) => ObjectStore;
+  createStore?: (target: { bucket: string; region: string }) => ObjectStore;
   onProgress?: SnapshotRuntime['onProgress'];
   /** Signals that mean "the platform is shutting us down": stop, flush, report. */
   terminationSignals?: NodeJS.Signals[];
@@ -58,11 +58,14 @@ export function createSnapshotHandler(deps: HandlerDependencies = {}) {
 
     return withTerminationSignal(deps.terminationSignals ?? ['SIGTERM'], logger, async (signal) => {
       try {
-        const store = deps.createStore ? deps.createStore(job) : createOssForJob(job, context, config);
+        const storeFor = (target: { bucket: string; region: string }) =>
+          deps.createStore ? deps.createStore(target) : createOssStoreFor(target, context, config);
+        const store = storeFor(job);
         const timeoutMs = (context.function?.timeout ?? 0) * 1000;
         logger.info('snapshot job starting', { job });
         const result = await runSnapshotJob(job, {
           store,
+          storeFor,
           ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
           logger,
           tmpRoot: config.tmpRoot,
@@ -85,7 +88,7 @@ export function createSnapshotHandler(deps: HandlerDependencies = {}) {
 }
 
 /** FC's own STS credentials first, then the ALIBABA_CLOUD_* env. */
-function createOssForJob(job: SnapshotJob, context: FcContext, config: ReturnType<typeof readConfig>): ObjectStore {
+function createOssStoreFor(target: { bucket: string; region: string }, context: FcContext, config: ReturnType<typeof readConfig>): ObjectStore {
   const fromContext = context.credentials;
   const credentials =
     fromContext?.accessKeyId && fromContext.accessKeySecret
@@ -95,9 +98,9 @@ function createOssForJob(job: SnapshotJob, context: FcContext, config: ReturnTyp
     throw new MediaError('MissingCredentials', 'no OSS credentials: give the function a role, or set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET');
   }
   return createOssStore({
-    bucket: job.bucket,
-    region: job.region,
-    endpoint: ossEndpoint(job.region, config.functionRegion, config.ossEndpoint),
+    bucket: target.bucket,
+    region: target.region,
+    endpoint: ossEndpoint(target.region, config.functionRegion, config.ossEndpoint),
     credentials,
   });
 }

@@ -11,15 +11,21 @@ import { createTrtcElectronRoom } from '../../shared/recording/trtc-electron-roo
 import { normalizePrefix } from '../../shared/snapshot/keys';
 import { createCosStore, resolveCosCredentials } from '../../shared/storage/cos';
 import type { ObjectStore } from '../../shared/storage/types';
-import { createRoomAdmin, type RoomAdmin } from '../../shared/trtc/room-admin';
+import { createRoomAdmin, type RoomAdmin, type TrtcCredentials } from '../../shared/trtc/room-admin';
 import { parseRequest, roomOf, type RecordRequest, type StopRequest } from './event';
-import { httpResponse, unwrapEvent } from './http-event';
+import { authorizeControl, ControlAuthError, httpHeaders, httpResponse, unwrapEvent } from './http-event';
 
 /** The parts of SCF's context this function uses. */
 export interface ScfContext {
   request_id?: string;
   time_limit_in_ms?: number;
   getRemainingTimeInMillis?: () => number;
+  /**
+   * This invocation's TencentCloud keys, in place of the TENCENTCLOUD_* environment: the image
+   * server fills them from SCF's X-Scf-Secret-Id / X-Scf-Secret-Key / X-Scf-Session-Token headers.
+   * Used for COS when CosConfig has no keys, and for RemoveUser.
+   */
+  tencentCredentials?: TrtcCredentials;
 }
 
 export interface RecordHandlerDependencies {
@@ -55,7 +61,7 @@ export type RecordHandlerResult = RecordResult | StopResult | FailedRequest;
 export function createRecordHandler(deps: RecordHandlerDependencies = {}) {
   return async function recordHandler(event: unknown, context: ScfContext = {}): Promise<unknown> {
     const invokedAt = Date.now();
-    const config = readConfig(deps.env ?? process.env);
+    const config = withInvocationCredentials(readConfig(deps.env ?? process.env), context);
     const requestId = context.request_id ?? randomUUID();
     const logger = createLogger({ requestId, level: config.logLevel, fields: { fn: 'scf-record' } });
     let viaHttp = typeof event === 'object' && event !== null && 'body' in event;
@@ -63,15 +69,17 @@ export function createRecordHandler(deps: RecordHandlerDependencies = {}) {
       const incoming = unwrapEvent(event);
       viaHttp = incoming.viaHttp;
       const parsed = parseRequest(incoming.body);
+      // Over HTTP, anyone who knows the URL could stop any recording: Stop needs the deployment's secret.
+      if (viaHttp && parsed.action === 'stop') authorizeControl(httpHeaders(event), config.controlSecret);
       const result =
         parsed.action === 'stop'
           ? await stopRecording(parsed.request, requestId, config, logger)
           : await record(parsed.request, requestId, config, logger, deps, remainingDeadline(context, invokedAt));
       return viaHttp ? httpResponse(200, result) : result;
     } catch (error) {
-      const { status, body } = failure(requestId, error);
-      logger[status === 400 ? 'warn' : 'error']('request failed', { error: body.Error });
-      return viaHttp ? httpResponse(status, body) : body;
+      const { status, body, headers } = failure(requestId, error);
+      logger[status < 500 ? 'warn' : 'error']('request failed', { status, error: body.Error });
+      return viaHttp ? httpResponse(status, body, headers) : body;
     }
   };
 }
@@ -143,12 +151,25 @@ function createCosForRequest(request: RecordRequest, config: RuntimeConfig): Obj
   return createCosStore({ bucket: request.CosConfig.Bucket, region: request.CosConfig.Region, endpoint: config.cosEndpoint, credentials });
 }
 
+/** The invocation's own keys (image functions get them per request) replace the environment's. */
+function withInvocationCredentials(config: RuntimeConfig, context: ScfContext): RuntimeConfig {
+  const given = context.tencentCredentials;
+  return given?.secretId && given.secretKey ? { ...config, tencentCredentials: { ...given } } : config;
+}
+
 function remainingDeadline(context: ScfContext, invokedAt: number): number | undefined {
   if (context.getRemainingTimeInMillis) return Date.now() + context.getRemainingTimeInMillis();
   return context.time_limit_in_ms ? invokedAt + context.time_limit_in_ms : undefined;
 }
 
-function failure(requestId: string, error: unknown): { status: number; body: FailedRequest } {
+function failure(requestId: string, error: unknown): { status: number; body: FailedRequest; headers?: Record<string, string> } {
+  if (error instanceof ControlAuthError) {
+    return {
+      status: error.status,
+      body: { RequestId: requestId, Error: { Code: error.code, Message: error.message } },
+      headers: error.challenge ? { 'WWW-Authenticate': error.challenge } : undefined,
+    };
+  }
   if (error instanceof ValidationError) {
     return { status: 400, body: { RequestId: requestId, Error: { Code: error.code, Message: error.message, Fields: error.issues } } };
   }

@@ -21,6 +21,18 @@ export interface FunctionSpec {
   ownSdks: string[];
   /** Code that must never be part of this function's package (paths or package names, as in the metafile). */
   forbidden: RegExp[];
+  /**
+   * Further programs built into the same folder beside index.js. They `require('./index.js')` for
+   * whatever they import from `entry` rather than carrying a second copy of the handler.
+   */
+  extraEntries?: ExtraEntry[];
+}
+
+export interface ExtraEntry {
+  /** TypeScript entry, relative to the repository root. */
+  entry: string;
+  /** File name in the function folder, e.g. `image-server.js`. */
+  outfile: string;
 }
 
 export const FUNCTIONS: Record<FunctionName, FunctionSpec> = {
@@ -39,6 +51,8 @@ export const FUNCTIONS: Record<FunctionName, FunctionSpec> = {
     descriptor: 'serverless.yml',
     ownSdks: ['cos-nodejs-sdk-v5', 'tencentcloud-sdk-nodejs'],
     forbidden: [/(^|\/)ali-oss\//, /shared\/storage\/oss\./],
+    // The SCF image-function server (port 9000, POST /event-invoke): `node image-server.js`.
+    extraEntries: [{ entry: 'functions/scf-record/image-server.ts', outfile: 'image-server.js' }],
   },
 };
 

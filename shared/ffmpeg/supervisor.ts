@@ -36,6 +36,17 @@ export interface SupervisorOptions {
   onStderrLine?: (line: string) => void;
   /** Extra pipes at fds 3, 4, …: `-i pipe:3` inputs we write, or `pipe:3` outputs we read. */
   extraPipes?: number;
+  /**
+   * `flush` (default): stop() asks ffmpeg to finish its outputs (q, then signals). `discard`: its
+   * output no longer matters once we stop it (a network reader whose packets we relay), so stop()
+   * kills it at once instead of waiting seconds on a read that may never return.
+   */
+  stopMode?: 'flush' | 'discard';
+  /**
+   * Added to ffmpeg's environment. The work dir is passed as MEDIA_WORK_DIR so that the next
+   * invocation can find and stop an ffmpeg whose invocation was killed (see shared/work-dirs.ts).
+   */
+  env?: Record<string, string>;
 }
 
 const STDERR_TAIL_LINES = 30;
@@ -88,7 +99,11 @@ export class FfmpegProcess {
   constructor(private readonly options: SupervisorOptions) {
     installExitHook();
     const extraPipes = Array.from({ length: options.extraPipes ?? 0 }, () => 'pipe' as const);
-    this.child = spawn(options.binary, options.args, { stdio: ['pipe', 'pipe', 'pipe', ...extraPipes], shell: false });
+    this.child = spawn(options.binary, options.args, {
+      stdio: ['pipe', 'pipe', 'pipe', ...extraPipes],
+      shell: false,
+      env: options.env ? { ...process.env, ...options.env } : undefined,
+    });
     // A pipe ffmpeg has closed (it exited) must not crash the writer.
     for (const stream of this.child.stdio.slice(3)) stream?.on('error', () => {});
     liveChildren.add(this.child);
@@ -161,8 +176,16 @@ export class FfmpegProcess {
   stop(cause: StopCause = 'requested', options: { skipQuit?: boolean } = {}): Promise<FfmpegExit> {
     if (this.stopping) return this.stopping;
     this.stopCause ??= cause;
-    this.stopping = this.escalate(options.skipQuit ?? false);
+    this.stopping = this.options.stopMode === 'discard' ? this.killNow() : this.escalate(options.skipQuit ?? false);
     return this.stopping;
+  }
+
+  private killNow(): Promise<FfmpegExit> {
+    if (!this.hasExited) {
+      this.escalation = 'sigkill';
+      this.child.kill('SIGKILL');
+    }
+    return this.exited;
   }
 
   private async escalate(skipQuit: boolean): Promise<FfmpegExit> {

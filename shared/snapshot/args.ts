@@ -1,16 +1,15 @@
-import { inputLivenessProbeArgs, networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
 import { join } from 'node:path';
-import { imageEncoderArgs, type ImageFormat } from './image-format';
+import { imageEncoderArgs, imageFilters, type ImageFormat } from '../images/format';
 
 export type DecodeMode = 'keyframes' | 'all';
 
 /**
- * Snapshot slots are an interval grid anchored at the first selected frame, so the
- * cadence never drifts. In keyframe mode the grid is shifted half a slot, so
- * keyframes that jitter around the interval still land one per slot, and a minimum
- * gap keeps a keyframe at a slot's early edge from being taken when a better one
- * follows. In full-decode mode the first frame of each slot is taken.
- * `snapshotSlot` mirrors the formula.
+ * Snapshot slots are an interval grid anchored at the first frame taken, so the cadence never
+ * drifts. For keyframes the grid is shifted half a slot, so keyframes that jitter around the
+ * interval still land one per slot, and a minimum gap keeps a keyframe at a slot's early edge
+ * from being taken when a better one follows. Decoding every frame, the first frame of each slot
+ * is taken. `KeyframeSelector` (keyframes, in Node) and `selectExpression` (every frame, in
+ * ffmpeg) implement the same grid.
  */
 export function slotPhase(mode: DecodeMode): number {
   return mode === 'keyframes' ? 0.5 : 0.001;
@@ -20,72 +19,108 @@ function minGapFraction(mode: DecodeMode): number {
   return mode === 'keyframes' ? 0.6 : 0;
 }
 
-export function snapshotSlot(streamTime: number, firstStreamTime: number, intervalSec: number, mode: DecodeMode): number {
-  return Math.floor((streamTime - firstStreamTime) / intervalSec + slotPhase(mode));
+export function snapshotSlot(streamTime: number, anchorStreamTime: number, intervalSec: number, mode: DecodeMode): number {
+  return Math.floor((streamTime - anchorStreamTime) / intervalSec + slotPhase(mode));
 }
 
-/** ffmpeg `select` expression picking the first frame of each new slot. Register 0 holds the anchor. */
-export function selectExpression(intervalSec: number, mode: DecodeMode): string {
-  const slot = (time: string) => `floor((${time}-ld(0))/${intervalSec}+${slotPhase(mode)})`;
-  const minGap = Number((intervalSec * minGapFraction(mode)).toFixed(6));
-  return `if(isnan(prev_selected_t),st(0,t)*0+1,gt(${slot('t')},${slot('prev_selected_t')})*gte(t-prev_selected_t,${minGap}))`;
+export interface KeyframeDecision {
+  take: boolean;
+  slot: number;
+  /** Whole slots skipped since the previous keyframe taken: the keyframes are sparser than the interval. */
+  missedSlots: number;
 }
 
-export function snapshotFilter(options: { intervalSec: number; mode: DecodeMode; width?: number }): string {
-  const filters = [`select='${selectExpression(options.intervalSec, options.mode)}'`];
-  // -2 keeps the aspect ratio with an even height, which every encoder accepts. Explicit
-  // flags keep a real resampler here; only the 1:1 range conversion uses -sws_flags.
-  if (options.width !== undefined) filters.push(`scale=${options.width}:-2:flags=bicubic`);
-  return filters.join(',');
+/** Picks one keyframe per slot as they arrive, before anything is decoded. Times in ms. */
+export class KeyframeSelector {
+  private lastTaken: { ptsMs: number; slot: number } | undefined;
+
+  constructor(
+    private readonly intervalSec: number,
+    private readonly anchorPtsMs: number,
+  ) {}
+
+  offer(ptsMs: number): KeyframeDecision {
+    const slot = snapshotSlot(ptsMs / 1000, this.anchorPtsMs / 1000, this.intervalSec, 'keyframes');
+    const last = this.lastTaken;
+    const take = !last || (slot > last.slot && ptsMs - last.ptsMs >= this.intervalSec * 1000 * minGapFraction('keyframes'));
+    const missedSlots = last && take ? Math.max(0, slot - last.slot - 1) : 0;
+    if (take) this.lastTaken = { ptsMs, slot };
+    return { take, slot, missedSlots };
+  }
+
+  /** The slot of the last keyframe taken, for a full decode to continue the grid after it. */
+  get lastSlot(): number | undefined {
+    return this.lastTaken?.slot;
+  }
 }
 
-export interface SnapshotRunPlan {
-  sourceUrl: string;
+/**
+ * ffmpeg `select` expression for decoding every frame: the first frame of each slot of the grid
+ * anchored at `anchorSec`, after slot `afterSlot` (what keyframe selection already took).
+ */
+export function selectExpression(intervalSec: number, anchorSec: number, afterSlot: number): string {
+  const slot = (time: string) => `floor((${time}-${anchorSec})/${intervalSec}+${slotPhase('all')})`;
+  return `if(isnan(prev_selected_t),gt(${slot('t')},${afterSlot}),gt(${slot('t')},${slot('prev_selected_t')}))`;
+}
+
+export interface ImagerPlan {
   mode: DecodeMode;
   intervalSec: number;
+  /** Grid anchor (s, stream time) and the last slot already taken; used when decoding every frame. */
+  anchorSec: number;
+  afterSlot: number;
   format: ImageFormat;
   width?: number;
   quality?: number;
-  ioTimeoutSec: number;
-  /** Where this run writes its images. */
+  /** Where images are written. */
   workDir: string;
   /** Connection number within the job; part of every file name. */
   run: number;
 }
 
+export function imagerFilter(plan: Pick<ImagerPlan, 'mode' | 'intervalSec' | 'anchorSec' | 'afterSlot' | 'format' | 'width'>): string | undefined {
+  const filters: string[] = [];
+  // Fed keyframes only, we already chose which: every frame that arrives becomes an image.
+  if (plan.mode === 'all') filters.push(`select='${selectExpression(plan.intervalSec, plan.anchorSec, plan.afterSlot)}'`);
+  // -2 keeps the aspect ratio with an even height, which every encoder accepts.
+  if (plan.width !== undefined) filters.push(`scale=${plan.width}:-2:flags=bicubic`);
+  filters.push(...imageFilters(plan.format));
+  return filters.length > 0 ? filters.join(',') : undefined;
+}
+
 /**
- * Each image is named by its stream time in milliseconds (`-frame_pts` with a 1/1000
- * time base), so the name alone says when the frame was: `r<run>-<ms>.<ext>`.
+ * Each image is named by its stream time in milliseconds: `r<run>-<ms>.<ext>`. `-copyts` keeps
+ * the FLV timestamps we fed, so the name is the pts of the frame we chose.
  */
 export function snapshotFileName(run: number, format: ImageFormat, streamTimeMs: number | '%d'): string {
   return `r${run}-${streamTimeMs}.${format}`;
 }
 
-/** The stream time (ms) in a snapshot file name of this run, or undefined for any other file. */
-export function streamTimeFromFileName(name: string, run: number, format: ImageFormat): number | undefined {
-  const match = new RegExp(`^r${run}-(-?\\d+)\\.${format}$`).exec(name);
-  return match ? Number(match[1]) : undefined;
+/** The run and stream time (ms) in a snapshot file name, or undefined for any other file. */
+export function parseSnapshotFileName(name: string, format: ImageFormat): { run: number; ms: number } | undefined {
+  const match = new RegExp(`^r(\\d+)-(-?\\d+)\\.${format}$`).exec(name);
+  return match ? { run: Number(match[1]), ms: Number(match[2]) } : undefined;
 }
 
 /**
- * Note on keyframe mode: with B-frames in the source, h264's reorder queue holds back
- * `num_reorder_frames` (usually 2) decoded keyframes; skip_frame does not shrink it, and
- * ffmpeg 4.1 has no option that does. Those snapshots arrive late, not lost: ffmpeg
- * flushes the decoder on every stop, and the keys follow stream time, not arrival time.
+ * The imager: FLV we feed on fd 3 in, images out. Single-threaded decode and encode: one picture
+ * at a time gains nothing from threads. It ends when we end its input, after writing every picture
+ * its decoder still held — so stopping never interrupts a write.
  */
-export function snapshotRunArgs(plan: SnapshotRunPlan): string[] {
+export function imagerArgs(plan: ImagerPlan): string[] {
+  const filter = imagerFilter(plan);
   return [
-    ...supervisedRunArgs(),
-    ...networkInputArgs({ url: plan.sourceUrl, keyframesOnly: plan.mode === 'keyframes', ioTimeoutSec: plan.ioTimeoutSec }),
-    ...inputLivenessProbeArgs(),
+    '-hide_banner', '-nostats', '-loglevel', 'error',
+    // What we feed starts with the codec's parameters: nothing to probe for, so no wait.
+    '-threads', '1', '-probesize', '32', '-analyzeduration', '0', '-copyts', '-f', 'flv', '-i', 'pipe:3',
     '-map', '0:v:0', '-an',
-    '-vf', snapshotFilter({ intervalSec: plan.intervalSec, mode: plan.mode, width: plan.width }),
-    // vfr: write each selected frame once, never duplicate to fill a rate. The rate only
-    // sets a millisecond time base for -frame_pts.
+    ...(filter ? ['-vf', filter] : []),
+    // vfr: write each frame once, never duplicate to fill a rate. The rate only sets a
+    // millisecond time base for -frame_pts.
     '-vsync', 'vfr', '-r', '1000',
     ...imageEncoderArgs(plan.format, plan.quality),
     '-f', 'image2', '-frame_pts', '1',
-    // Files appear by rename, so any file the watcher sees is complete.
+    // Files appear by rename: a name in the directory is a file ffmpeg finished writing.
     '-atomic_writing', '1',
     join(plan.workDir, snapshotFileName(plan.run, plan.format, '%d')),
   ];

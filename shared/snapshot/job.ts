@@ -1,15 +1,22 @@
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { appendFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deliverCallback, type CallbackOutcome } from '../callback';
-import { describeExit, FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
+import type { FlvTag, VideoTagInfo } from '../media/flv';
 import { redactUrls } from '../redact';
 import { sleep } from '../retry';
+import { describeSourceFailure, StreamPull, type StreamPullExit } from '../sources/stream-pull';
+import { imageFileProblem } from '../images/check';
+import { CONTENT_TYPES, type ImageFormat } from '../images/format';
+import { ImageDirectory } from '../images/image-files';
+import { ImageUploader, type ImageRecord } from '../images/uploader';
+import { AppendJournal } from '../storage/journal';
 import type { ObjectStore } from '../storage/types';
-import { snapshotFileName, snapshotRunArgs, snapshotSlot, streamTimeFromFileName, type DecodeMode } from './args';
-import { CONTENT_TYPES, type ImageFormat } from './image-format';
-import { KeyClock, latestKey, manifestKey, snapshotKey } from './keys';
-import { SnapshotUploader, type SnapshotRecord } from './uploader';
+import { claimWorkDir, reapDeadWorkDirs, releaseWorkDir, workDirEnv } from '../work-dirs';
+import { KeyframeSelector, parseSnapshotFileName, snapshotSlot, type DecodeMode } from './args';
+import { Imager } from './imager';
+import { journalKey, KeyClock, latestKey, manifestKey, snapshotKey } from './keys';
+import { recoverSnapshots, RUNS_FILE, type SnapshotRecoveryInfo } from './recovery';
 
 /** Everything the user asked for, validated and typed. */
 export interface SnapshotJob {
@@ -34,6 +41,11 @@ export interface SnapshotJob {
 /** What the platform provides for one invocation; the core reads nothing else. */
 export interface SnapshotRuntime {
   store: ObjectStore;
+  /**
+   * A store for another bucket of the same cloud and credentials: used to finish the uploads of
+   * an invocation that was killed on this instance. Without it, such leftovers are only removed.
+   */
+  storeFor?: (target: { bucket: string; region: string }) => ObjectStore;
   ffmpegPath: string;
   logger: Logger;
   /** A private work dir is created below this and removed at the end. */
@@ -46,10 +58,27 @@ export interface SnapshotRuntime {
   signal?: AbortSignal;
   callbackSecret?: string;
   uploadConcurrency?: number;
-  onProgress?: (progress: { taken: number; uploaded: number; failed: number; elapsedMs: number }) => void;
+  onProgress?: (progress: SnapshotCounts & { elapsedMs: number }) => void;
 }
 
 export type StopReason = 'ended' | 'idle' | 'max_duration' | 'max_snapshots' | 'deadline' | 'terminated' | 'error';
+
+export interface SnapshotCounts {
+  /** Complete images handed to the uploader. */
+  taken: number;
+  uploaded: number;
+  failed: number;
+  /** Images ffmpeg wrote that were not complete (never stored). */
+  discarded: number;
+  /** Frames not decoded because the imager could not keep up (load shed). */
+  shed: number;
+}
+
+export interface DiscardedImage {
+  run: number;
+  stream_time: number;
+  reason: string;
+}
 
 export interface SnapshotResult {
   request_id: string;
@@ -60,74 +89,124 @@ export interface SnapshotResult {
   region: string;
   prefix: string;
   decode: DecodeMode;
-  counts: { taken: number; uploaded: number; failed: number };
+  counts: SnapshotCounts;
   failed_keys: string[];
+  /** The first of the discarded images, with why (all of them are counted). */
+  discarded: DiscardedImage[];
   first_key: string | null;
   last_key: string | null;
   manifest_key: string | null;
+  /** The JSON Lines journal kept current while capturing (null when the bucket refuses appends). */
+  journal_key: string | null;
   started_at: string;
   ended_at: string;
   error?: { code: string; message: string };
   callback?: CallbackOutcome;
 }
 
-const POLL_MS = 200;
 /**
- * Keyframes are too sparse for the interval (decode everything) after a jump over two
- * or more slots at once, or after two jumps of any size: a single one-slot gap may be
- * a network hiccup, but the reorder delay makes waiting for more evidence expensive.
+ * Keyframes are too sparse for the interval (decode everything) after a jump over two or more
+ * slots at once, or after two jumps of any size.
  */
 const SKIPPED_SLOTS_BEFORE_FULL_DECODE = 2;
 const RECONNECT_DELAY_MS = 1_000;
+/** At most one "reconnecting" log line this often; the count is in the next one. */
+const RECONNECT_LOG_EVERY_MS = 10_000;
+/** What the imager may have unread before new frames are shed: a few 1080p keyframes. */
+const IMAGER_BACKLOG_BYTES = 4 * 1024 * 1024;
+/** An imager that keeps dying is a broken stream or binary, not a hiccup. */
+const MAX_IMAGER_STARTS_PER_RUN = 4;
+/** Results list this many discarded images; all are counted. */
+const MAX_DISCARDED_LISTED = 100;
+/** Time given to finishing a dead invocation's uploads before this one starts. */
+const RECOVERY_BUDGET_MS = 20_000;
 
 /**
- * Pulls a live stream and stores a snapshot every `intervalSec`, uploading each
- * as soon as it is written. Never throws for stream or storage trouble: the result
- * says what happened, and the callback (if any) gets the same result.
+ * Pulls a live stream and stores a snapshot every `intervalSec`, uploading each as soon as it
+ * is written. Never throws for stream or storage trouble: the result says what happened, and
+ * the callback (if any) gets the same result.
  */
 export async function runSnapshotJob(job: SnapshotJob, runtime: SnapshotRuntime): Promise<SnapshotResult> {
-  await mkdir(runtime.tmpRoot, { recursive: true });
-  const workDir = await mkdtemp(join(runtime.tmpRoot, 'snapshot-'));
-  const capture = new SnapshotCapture(job, runtime, workDir);
+  const log = runtime.logger.child({ job: 'snapshot' });
+  // Before anything else: an ffmpeg of a killed invocation may still be pulling and writing.
+  await reapDeadWorkDirs<SnapshotRecoveryInfo>(runtime.tmpRoot, 'snapshot', {
+    logger: log,
+    recover: runtime.storeFor ? (dead) => recoverSnapshots(dead, runtime.storeFor!, log, Date.now() + RECOVERY_BUDGET_MS) : undefined,
+  });
+  const recovery: SnapshotRecoveryInfo = { bucket: job.bucket, region: job.region, prefix: job.prefix, format: job.format, intervalSec: job.intervalSec, requestId: job.requestId };
+  const workDir = await claimWorkDir(runtime.tmpRoot, 'snapshot', job.requestId, recovery);
+  const capture = new SnapshotCapture(job, runtime, workDir, log);
   try {
     return await capture.run();
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    // Images whose upload failed stay for the next invocation to store; otherwise the dir goes.
+    await releaseWorkDir(workDir, capture.pendingFiles);
   }
 }
 
+interface RunState {
+  run: number;
+  /** The grid's anchor: the first frame chosen, its pts and when it arrived. */
+  anchor?: { wallMs: number; ptsMs: number };
+  selector?: KeyframeSelector;
+  fileHeader?: Buffer;
+  sequenceHeader?: FlvTag;
+  imager?: Imager;
+  imagers: Imager[];
+  /** In full decode, frames are dropped until the next keyframe after shedding. */
+  waitForKeyframe: boolean;
+  /** pts → when the packet arrived and (keyframe selection) which slot it fills. */
+  forwarded: Map<number, { receivedAt: number; slot?: number }>;
+  stop?: () => void;
+}
+
 class SnapshotCapture {
-  private readonly log: Logger;
-  private readonly records: SnapshotRecord[] = [];
+  private readonly records: ImageRecord[] = [];
+  /** How each record's frame was chosen, by seq: keyframe selection, or a full decode. */
+  private readonly decodedBy: DecodeMode[] = [];
+  private readonly discarded: DiscardedImage[] = [];
+  private discardedCount = 0;
+  private shed = 0;
   private readonly keyClock: KeyClock;
-  private readonly uploader: SnapshotUploader;
+  private readonly uploader: ImageUploader;
+  private readonly journal: AppendJournal;
   private readonly flushAbort = new AbortController();
   /** Aborted with the first stop request, so waits between reconnects end at once. */
   private readonly captureAbort = new AbortController();
   private stopReason: StopReason | undefined;
-  private current: FfmpegProcess | undefined;
+  private current: RunState | undefined;
   private mode: DecodeMode = 'keyframes';
-  private switchToFullDecode = false;
   private skippedSlots = 0;
+  private forwardedKeyframes = 0;
   private lastFrameAt: number | undefined;
   private firstError: string | undefined;
   private readonly startedAt = Date.now();
+  private manifestKeyWritten: string | null = null;
 
   constructor(
     private readonly job: SnapshotJob,
     private readonly runtime: SnapshotRuntime,
     private readonly workDir: string,
+    private readonly log: Logger,
   ) {
-    this.log = runtime.logger.child({ job: 'snapshot' });
     this.keyClock = new KeyClock(job.intervalSec * 1000);
-    this.uploader = new SnapshotUploader(runtime.store, {
+    this.journal = new AppendJournal(runtime.store, journalKey(job.prefix), { logger: this.log, signal: this.flushAbort.signal });
+    this.uploader = new ImageUploader(runtime.store, {
       contentType: CONTENT_TYPES[job.format],
       concurrency: runtime.uploadConcurrency ?? 4,
       latestKey: job.latest ? latestKey(job.prefix, job.format) : undefined,
       signal: this.flushAbort.signal,
       logger: this.log,
-      onSettled: () => this.reportProgress(),
+      onSettled: (record) => {
+        if (record.status === 'uploaded') this.journal.add(this.manifestEntry(record));
+        this.reportProgress();
+      },
     });
+  }
+
+  /** Local files not stored yet (failed uploads); they outlive this invocation. */
+  get pendingFiles(): number {
+    return this.uploader.counts.failed;
   }
 
   async run(): Promise<SnapshotResult> {
@@ -175,7 +254,7 @@ class SnapshotCapture {
     this.stopReason = reason;
     this.captureAbort.abort();
     this.log.info('stopping capture', { reason });
-    void this.current?.stop('requested');
+    this.current?.stop?.();
   }
 
   private async captureLoop(): Promise<void> {
@@ -183,165 +262,234 @@ class SnapshotCapture {
     const connectDeadline = this.startedAt + this.job.connectTimeoutSec * 1000;
     // Until the first frame, connect_timeout bounds (re)connecting; after it, idle_timeout does.
     const windowEnd = () => (this.lastFrameAt === undefined ? connectDeadline : this.lastFrameAt + idleMs);
+    let reconnects = 0;
+    let lastReconnectLog = 0;
     for (let run = 0; !this.stopReason; run++) {
       const exit = await this.captureRun(run, Math.max(1_000, windowEnd() - Date.now()), idleMs);
       if (this.stopReason) return;
-      if (this.switchToFullDecode) {
-        this.switchToFullDecode = false;
-        this.mode = 'all';
-        this.log.info('keyframes too sparse for the interval; decoding every frame');
-        continue;
-      }
-      if (exit.spawnError) {
-        this.firstError = `ffmpeg could not start: ${exit.spawnError.message}`;
-        this.stopReason = 'error';
-        return;
-      }
-      if (exit.stopCause === 'stalled') {
-        this.stopReason = 'idle';
-        return;
-      }
       const everConnected = this.lastFrameAt !== undefined;
+      if (exit.unusable || exit.spawnError) return this.fail(describeSourceFailure(exit, this.job.connectTimeoutSec));
+      if (exit.stopCause === 'stalled') return this.endCapture('idle');
       if (exit.stopCause === 'no-first-frame') {
-        this.stopReason = everConnected ? 'idle' : 'error';
-        if (!everConnected) this.firstError ??= `no video received within connect_timeout (${this.job.connectTimeoutSec} s)`;
-        return;
+        if (everConnected) return this.endCapture('idle');
+        return this.fail(describeSourceFailure(exit, this.job.connectTimeoutSec));
       }
       // ffmpeg exited on its own. A finite HTTP source that ends cleanly is done; a live
       // connection that dropped gets reconnects until the idle (or connect) window closes.
-      const cleanHttpEnd = exit.code === 0 && exit.frames > 0 && /^https?:/i.test(this.job.sourceUrl);
-      if (cleanHttpEnd) {
-        this.stopReason = 'ended';
-        return;
-      }
-      if (exit.frames === 0 && exit.code !== 0) this.firstError = describeExit(exit);
+      if (exit.code === 0 && exit.packets > 0 && /^https?:/i.test(this.job.sourceUrl)) return this.endCapture('ended');
+      if (exit.packets === 0) this.firstError = describeSourceFailure(exit, this.job.connectTimeoutSec);
       if (Date.now() + RECONNECT_DELAY_MS >= windowEnd()) {
-        this.stopReason = everConnected ? 'ended' : 'error';
-        return;
+        if (everConnected) return this.endCapture('ended');
+        return this.fail(this.firstError ?? describeSourceFailure(exit, this.job.connectTimeoutSec));
       }
-      this.log.info('source closed; reconnecting', { run, code: exit.code, frames: exit.frames });
+      reconnects++;
+      if (Date.now() - lastReconnectLog >= RECONNECT_LOG_EVERY_MS) {
+        lastReconnectLog = Date.now();
+        this.log.info('source closed; reconnecting', { run, reconnects, reason: redactUrls(this.firstError ?? `exit ${exit.code}`) });
+      }
       await sleep(RECONNECT_DELAY_MS, this.captureAbort.signal);
     }
   }
 
-  /** One ffmpeg connection: snapshots are handed to the uploader as they appear. */
-  private async captureRun(run: number, firstFrameTimeoutMs: number, stallTimeoutMs: number): Promise<FfmpegExit> {
-    let lastTakenMs = Number.NEGATIVE_INFINITY;
-    let runAnchorMs: number | undefined;
-    let firstStreamTime = 0;
-    let previousSlot = -1;
-    let runFrames = 0;
+  private endCapture(reason: StopReason): void {
+    this.stopReason ??= reason;
+  }
 
-    const nameKeyTime = (streamTime: number): number => {
-      if (runAnchorMs === undefined) {
-        runAnchorMs = Date.now();
-        firstStreamTime = streamTime;
-      }
-      const slot = snapshotSlot(streamTime, firstStreamTime, this.job.intervalSec, this.mode);
-      if (this.mode === 'keyframes' && previousSlot >= 0 && slot - previousSlot >= 2) this.noteSkippedSlots(slot - previousSlot - 1);
-      previousSlot = slot;
-      return this.keyClock.timeFor(runAnchorMs, slot);
-    };
-    // Files are renamed into place in stream order, so everything newer than the last
-    // one taken is complete and can go, oldest first.
-    const scan = async () => {
-      const ready = (await readdir(this.workDir))
-        .map((name) => streamTimeFromFileName(name, run, this.job.format))
-        .filter((ms): ms is number => ms !== undefined && ms > lastTakenMs)
-        .sort((a, b) => a - b);
-      for (const ms of ready) {
-        lastTakenMs = ms;
-        await this.take(run, join(this.workDir, snapshotFileName(run, this.job.format, ms)), ms / 1000, nameKeyTime);
-      }
-    };
+  private fail(message: string): void {
+    this.firstError = message;
+    this.stopReason ??= 'error';
+  }
 
-    const process = new FfmpegProcess({
-      binary: this.runtime.ffmpegPath,
-      args: snapshotRunArgs({
-        sourceUrl: this.job.sourceUrl,
-        mode: this.mode,
-        intervalSec: this.job.intervalSec,
-        format: this.job.format,
-        width: this.job.width,
-        quality: this.job.quality,
-        ioTimeoutSec: this.job.idleTimeoutSec + 5,
-        workDir: this.workDir,
-        run,
-      }),
-      liveness: { firstFrameTimeoutMs, stallTimeoutMs },
-      onProgress: (block) => {
-        if (block.frame > runFrames) {
-          runFrames = block.frame;
-          this.lastFrameAt = Date.now();
-        }
+  /** One connection: packets are relayed to the imager as they arrive, images are stored as they appear. */
+  private async captureRun(run: number, firstFrameTimeoutMs: number, stallTimeoutMs: number): Promise<StreamPullExit> {
+    const state: RunState = { run, imagers: [], waitForKeyframe: true, forwarded: new Map() };
+    this.current = state;
+    const images = new ImageDirectory(this.workDir, {
+      orderOf: (name) => {
+        const parsed = parseSnapshotFileName(name, this.job.format);
+        return parsed?.run === run ? parsed.ms : undefined;
       },
+      onImage: (name, ms) => this.take(state, join(this.workDir, name), ms),
+      logger: this.log,
     });
-    this.current = process;
-    if (this.stopReason) void process.stop('requested');
-
-    let scanning = Promise.resolve();
-    const poller = setInterval(() => {
-      scanning = scanning.then(scan).catch((error) => this.log.warn('scan failed', { error }));
-    }, POLL_MS);
-    const exit = await process.exited;
-    clearInterval(poller);
-    await scanning;
-    await scan();
+    const pull = new StreamPull({
+      ffmpegPath: this.runtime.ffmpegPath,
+      url: this.job.sourceUrl,
+      ioTimeoutSec: this.job.idleTimeoutSec + 5,
+      liveness: { firstFrameTimeoutMs, stallTimeoutMs },
+      env: workDirEnv(this.workDir),
+      onHeader: (header) => (state.fileHeader = header),
+      onVideoTag: (tag, info) => this.onVideoTag(state, tag, info),
+    });
+    let stopped = false;
+    state.stop = () => {
+      if (stopped) return;
+      stopped = true;
+      // Ending the imager's input makes it write every picture it still holds; the pull has
+      // nothing left that matters and is killed.
+      for (const imager of state.imagers) void imager.finish();
+      void pull.stop();
+    };
+    if (this.stopReason) state.stop();
+    const exit = await pull.exited;
+    state.stop();
+    const imagerExits = await Promise.all(state.imagers.map((imager) => imager.finish()));
+    await images.close();
     this.current = undefined;
-    this.log.info('ffmpeg run ended', {
+    this.log.info('connection ended', {
       run,
       mode: this.mode,
       code: exit.code,
       signal: exit.signal,
       stopCause: exit.stopCause,
-      escalation: exit.escalation,
-      frames: exit.frames,
+      packets: exit.packets,
+      imagers: imagerExits.map((e) => e.code ?? e.signal),
     });
     return exit;
   }
 
-  private noteSkippedSlots(missed: number): void {
-    this.skippedSlots += missed;
-    if (this.skippedSlots >= SKIPPED_SLOTS_BEFORE_FULL_DECODE && !this.switchToFullDecode) {
-      this.switchToFullDecode = true;
-      void this.current?.stop('requested');
+  private onVideoTag(state: RunState, tag: FlvTag, info: VideoTagInfo): void {
+    const now = Date.now();
+    this.lastFrameAt = now;
+    if (info.avcPacketType === 0) {
+      state.sequenceHeader = tag;
+      state.imager?.writeSequenceHeader(tag);
+      return;
+    }
+    if (info.avcPacketType !== 1 || this.stopReason || !state.fileHeader || !state.sequenceHeader) return;
+    if (!state.anchor) {
+      if (!info.keyframe) return;
+      state.anchor = { wallMs: now, ptsMs: info.pts };
+      void this.noteRun(state);
+    }
+    let slot: number | undefined;
+    if (this.mode === 'keyframes') {
+      if (!info.keyframe) return;
+      state.selector ??= new KeyframeSelector(this.job.intervalSec, state.anchor.ptsMs);
+      const decision = state.selector.offer(info.pts);
+      this.skippedSlots += decision.missedSlots;
+      if (this.skippedSlots >= SKIPPED_SLOTS_BEFORE_FULL_DECODE) {
+        this.log.info('keyframes too sparse for the interval; decoding every frame');
+        this.mode = 'all';
+        void this.noteRun(state);
+        void state.imager?.finish();
+        state.imager = undefined;
+      } else if (!decision.take) {
+        return;
+      } else {
+        slot = decision.slot;
+      }
+    }
+    this.forward(state, tag, info, now, slot);
+  }
+
+  private forward(state: RunState, tag: FlvTag, info: VideoTagInfo, receivedAt: number, slot: number | undefined): void {
+    if (state.waitForKeyframe && !info.keyframe) return;
+    const imager = this.imagerFor(state);
+    if (!imager) return;
+    if (!imager.write(tag)) {
+      // The imager is behind (or gone): drop this frame, and in a full decode the rest of its GOP.
+      this.shed++;
+      state.waitForKeyframe = this.mode === 'all';
+      return;
+    }
+    state.waitForKeyframe = false;
+    state.forwarded.set(info.pts, { receivedAt, slot });
+    if (this.mode === 'keyframes' && this.job.maxSnapshots !== undefined && ++this.forwardedKeyframes >= this.job.maxSnapshots) {
+      this.requestStop('max_snapshots');
     }
   }
 
-  private async take(run: number, filePath: string, streamTime: number, keyTimeFor: (streamTime: number) => number): Promise<void> {
+  private imagerFor(state: RunState): Imager | undefined {
+    if (state.imager?.running) return state.imager;
+    if (state.imagers.length >= MAX_IMAGER_STARTS_PER_RUN) {
+      const last = state.imagers.at(-1);
+      void last?.exited.then((exit) => this.fail(`the imager keeps failing: ffmpeg exited with ${exit.code ?? exit.signal}: ${exit.stderrTail.slice(-2).join(' | ')}`));
+      this.requestStop('error');
+      return undefined;
+    }
+    state.imager = new Imager({
+      ffmpegPath: this.runtime.ffmpegPath,
+      plan: {
+        mode: this.mode,
+        intervalSec: this.job.intervalSec,
+        anchorSec: state.anchor!.ptsMs / 1000,
+        afterSlot: state.selector?.lastSlot ?? -1,
+        format: this.job.format,
+        width: this.job.width,
+        quality: this.job.quality,
+        workDir: this.workDir,
+        run: state.run,
+      },
+      fileHeader: state.fileHeader!,
+      sequenceHeader: state.sequenceHeader!,
+      maxBacklogBytes: IMAGER_BACKLOG_BYTES,
+      env: workDirEnv(this.workDir),
+    });
+    state.imagers.push(state.imager);
+    state.waitForKeyframe = true;
+    return state.imager;
+  }
+
+  /** What recovery needs to name a dead invocation's images: each run's anchor and mode. */
+  private async noteRun(state: RunState): Promise<void> {
+    const line = JSON.stringify({ run: state.run, anchorWallMs: state.anchor!.wallMs, anchorPtsMs: state.anchor!.ptsMs, mode: this.mode });
+    await appendFile(join(this.workDir, RUNS_FILE), line + '\n').catch((error) => this.log.warn('could not note the run', { error }));
+  }
+
+  private async take(state: RunState, filePath: string, ms: number): Promise<void> {
     const limit = this.job.maxSnapshots;
     if (limit !== undefined && this.records.length >= limit) {
-      await rm(filePath, { force: true }); // written between the limit and ffmpeg's stop
+      await rm(filePath, { force: true }); // written between the limit and the stop (full decode)
       return;
     }
-    const writtenAt = (await stat(filePath)).mtimeMs;
-    const timeMs = keyTimeFor(streamTime);
-    const record: SnapshotRecord = {
+    const streamTime = ms / 1000;
+    const { problem, bytes } = await imageFileProblem(this.job.format, filePath);
+    if (problem) {
+      this.discardedCount++;
+      const entry = { run: state.run, stream_time: streamTime, reason: problem };
+      if (this.discarded.length < MAX_DISCARDED_LISTED) this.discarded.push(entry);
+      this.journal.add({ status: 'discarded', ...entry, request_id: this.job.requestId });
+      this.log.warn('incomplete image discarded', { ...entry });
+      await rm(filePath, { force: true });
+      this.reportProgress();
+      return;
+    }
+    const forwarded = state.forwarded.get(ms);
+    // Older entries can no longer produce an image.
+    for (const pts of state.forwarded.keys()) {
+      if (pts > ms) break;
+      state.forwarded.delete(pts);
+    }
+    const anchor = state.anchor!;
+    const slot = forwarded?.slot ?? snapshotSlot(streamTime, anchor.ptsMs / 1000, this.job.intervalSec, 'all');
+    const timeMs = this.keyClock.timeFor(anchor.wallMs, slot);
+    const record: ImageRecord = {
       seq: this.records.length,
       key: snapshotKey(this.job.prefix, timeMs, this.job.format, this.job.intervalSec < 1),
       streamTime,
-      run,
+      run: state.run,
       timeMs,
-      writtenAt,
+      receivedAt: forwarded?.receivedAt,
+      writtenAt: (await stat(filePath)).mtimeMs,
+      bytes,
       attempts: 0,
       status: 'pending',
     };
     this.records.push(record);
+    this.decodedBy.push(forwarded?.slot !== undefined ? 'keyframes' : 'all');
     this.uploader.enqueue(record, filePath);
     this.reportProgress();
     if (limit !== undefined && this.records.length >= limit) this.requestStop('max_snapshots');
   }
 
   private reportProgress(): void {
-    const counts = this.counts();
-    this.runtime.onProgress?.({ ...counts, elapsedMs: Date.now() - this.startedAt });
+    this.runtime.onProgress?.({ ...this.counts(), elapsedMs: Date.now() - this.startedAt });
   }
 
-  private counts() {
-    return { taken: this.records.length, ...this.uploader.counts };
+  private counts(): SnapshotCounts {
+    return { taken: this.records.length, ...this.uploader.counts, discarded: this.discardedCount, shed: this.shed };
   }
-
-  private manifestKeyWritten: string | null = null;
 
   private async flush(): Promise<void> {
     await this.uploader.drain();
@@ -349,6 +497,7 @@ class SnapshotCapture {
       this.log.info('retrying failed snapshots once more');
       await this.uploader.retryFailed();
     }
+    await this.journal.close();
     const key = manifestKey(this.job.prefix);
     try {
       await this.runtime.store.putBuffer(key, Buffer.from(JSON.stringify(this.manifest(), null, 2)), {
@@ -361,24 +510,33 @@ class SnapshotCapture {
     }
   }
 
+  private manifestEntry(record: ImageRecord) {
+    return {
+      key: record.key,
+      stream_time: Number(record.streamTime.toFixed(3)),
+      run: record.run,
+      wall_time: new Date(record.timeMs).toISOString(),
+      received_at: record.receivedAt === undefined ? null : new Date(record.receivedAt).toISOString(),
+      written_at: new Date(record.writtenAt).toISOString(),
+      uploaded_at: record.uploadedAt === undefined ? null : new Date(record.uploadedAt).toISOString(),
+      bytes: record.bytes ?? null,
+      status: record.status,
+      decode: this.decodedBy[record.seq],
+      request_id: this.job.requestId,
+    };
+  }
+
   private manifest() {
     return {
-      version: 1,
+      version: 2,
       request_id: this.job.requestId,
       source: redactUrls(this.job.sourceUrl),
       interval: this.job.intervalSec,
       format: this.job.format,
       stop_reason: this.stopReason,
-      snapshots: this.records.map((r) => ({
-        key: r.key,
-        stream_time: Number(r.streamTime.toFixed(3)),
-        run: r.run,
-        wall_time: new Date(r.timeMs).toISOString(),
-        written_at: new Date(r.writtenAt).toISOString(),
-        uploaded_at: r.uploadedAt === undefined ? null : new Date(r.uploadedAt).toISOString(),
-        bytes: r.bytes ?? null,
-        status: r.status,
-      })),
+      counts: this.counts(),
+      snapshots: this.records.map((record) => this.manifestEntry(record)),
+      discarded: this.discarded,
     };
   }
 
@@ -396,9 +554,11 @@ class SnapshotCapture {
       decode: this.mode,
       counts,
       failed_keys: this.records.filter((r) => r.status !== 'uploaded').map((r) => r.key),
+      discarded: this.discarded,
       first_key: this.records[0]?.key ?? null,
       last_key: this.records.at(-1)?.key ?? null,
       manifest_key: this.manifestKeyWritten,
+      journal_key: this.journal.linesWritten > 0 ? this.journal.key : null,
       started_at: new Date(this.startedAt).toISOString(),
       ended_at: new Date().toISOString(),
     };

@@ -1,4 +1,4 @@
-import type { ImageFormat } from './image-format';
+import type { ImageFormat } from '../images/format';
 
 /** `a/b/` style prefix from a user's `dst`: no leading or doubled slashes; '' is the bucket root. */
 export function normalizePrefix(dst: string | undefined): string {
@@ -19,6 +19,8 @@ export function snapshotKey(prefix: string, timeMs: number, format: ImageFormat,
 
 export const latestKey = (prefix: string, format: ImageFormat) => `${prefix}latest.${format}`;
 export const manifestKey = (prefix: string) => `${prefix}manifest.json`;
+/** The JSON Lines journal kept current while capturing (one snapshot per line). */
+export const journalKey = (prefix: string) => `${prefix}manifest.jsonl`;
 
 /**
  * Turns snapshot slots into key times. A run's slot k is named `anchor + k*interval`,

@@ -4,7 +4,10 @@ import { Readable } from 'node:stream';
 import { StorageError } from '../errors';
 import { withRetry, type RetryPolicy } from '../retry';
 import { putFileInParts, putStreamInParts, resolveMultipartOptions, type MultipartOptions, type Send } from './multipart';
-import type { CloudClient, FileRange, ObjectStore, PutOptions } from './types';
+import {
+  checkAppendLimit, OBJECT_NOT_APPENDABLE, POSITION_NOT_EQUAL_TO_LENGTH,
+  type AppendResult, type CloudClient, type FileRange, type ObjectStore, type PutOptions,
+} from './types';
 
 /** What an SDK error says about a failed request, read off whatever shape the SDK threw. */
 export interface SdkFailure {
@@ -14,6 +17,8 @@ export interface SdkFailure {
   requestId?: string;
   /** No answer came back (reset, timeout, refused): another attempt may get one. */
   noResponse: boolean;
+  /** From a 409 PositionNotEqualToLength: the next-append-position header. */
+  nextPosition?: number;
 }
 
 /** The per-cloud part of a store: an SDK client factory, error reading and URLs. */
@@ -62,15 +67,21 @@ export function createCloudStore<C>(driver: CloudDriver<C>, options: CloudStoreO
     await refreshing;
   };
 
-  const sender = (key: string, signal: AbortSignal | undefined): Send => (operation, call) => {
+  const sender = (key: string, putOptions: PutOptions): Send => (operation, call) => {
+    const { signal } = putOptions;
     let refreshed = false;
+    let lastFailure: StorageError | undefined;
     return withRetry(
-      async () => {
+      async (attempt) => {
+        // withRetry's wait ends early on abort, but it would still start one more attempt.
+        if (attempt > 1 && signal?.aborted && lastFailure) throw lastFailure;
         const { client, generation } = session;
         try {
           return await call(client);
         } catch (error) {
-          const failure = toStorageError(driver, operation, key, error);
+          // A call may throw a StorageError of its own (an append's resync does).
+          const failure = error instanceof StorageError ? error : toStorageError(driver, operation, key, error);
+          lastFailure = failure;
           const refresh = options.refreshCredentials;
           if (failure.detail.cloudCode !== driver.expiredTokenCode || !refresh || refreshed) throw failure;
           refreshed = true;
@@ -82,8 +93,14 @@ export function createCloudStore<C>(driver: CloudDriver<C>, options: CloudStoreO
           throw new StorageError(failure.detail, failure.message, { cause: error, retryable: true });
         }
       },
-      { policy: options.retry, signal },
+      { policy: { ...options.retry, ...putOptions.retry }, signal },
     );
+  };
+
+  const supported = <M extends 'append' | 'head'>(client: CloudClient, method: M, key: string): NonNullable<CloudClient[M]> => {
+    const call = client[method];
+    if (!call) throw new StorageError({ cloud: driver.cloud, bucket: driver.bucket, key, operation: method }, `${CLOUD_LABELS[driver.cloud]} client has no ${method}`);
+    return call as NonNullable<CloudClient[M]>;
   };
 
   /** Failures outside any request (a source stream that errors, too many parts) are typed here. */
@@ -98,9 +115,58 @@ export function createCloudStore<C>(driver: CloudDriver<C>, options: CloudStoreO
   };
 
   const putBuffer = async (key: string, body: Buffer, putOptions: PutOptions = {}) => {
-    const send = sender(key, putOptions.signal);
+    const send = sender(key, putOptions);
     const { value, attempts } = await send('put', (client) => client.put(key, body, putOptions.contentType));
     return { key, attempts, etag: value.etag };
+  };
+
+  /**
+   * One append under the retry policy. A request that got no answer may still have been applied,
+   * so it is never resent blindly: the next attempt reads the length back (HEAD) first and reports
+   * success, resends, or reports the mismatch. 5xx and 429 answers mean nothing was applied.
+   */
+  const append = async (key: string, body: Buffer, position: number, putOptions: PutOptions = {}): Promise<AppendResult> => {
+    const where = { cloud: driver.cloud, bucket: driver.bucket, key };
+    checkAppendLimit(where, position, body.length);
+    const appendedLength = position + body.length;
+    let unanswered = false;
+    let resynced = false;
+    const { value, attempts } = await sender(key, putOptions)('append', async (client) => {
+      if (unanswered) {
+        let info;
+        try {
+          info = await supported(client, 'head', key).call(client, key);
+        } catch (error) {
+          if (error instanceof StorageError) throw error;
+          throw toStorageError(driver, 'head after an unanswered append', key, error);
+        }
+        if (info && !info.appendable) {
+          throw new StorageError(
+            { ...where, operation: 'append', cloudCode: OBJECT_NOT_APPENDABLE },
+            `${CLOUD_LABELS[driver.cloud]} append ${driver.bucket}/${key} failed: after an unanswered append the key holds a normal object`,
+          );
+        }
+        const size = info?.size ?? 0;
+        if (info && size === appendedLength) {
+          resynced = true;
+          return { nextPosition: size };
+        }
+        if (size !== position) {
+          throw new StorageError(
+            { ...where, operation: 'append', cloudCode: POSITION_NOT_EQUAL_TO_LENGTH, nextPosition: size },
+            `${CLOUD_LABELS[driver.cloud]} append ${driver.bucket}/${key} at ${position} failed: after an unanswered append the object is ${size} bytes long, neither ${position} nor ${appendedLength}`,
+          );
+        }
+        unanswered = false;
+      }
+      try {
+        return await supported(client, 'append', key).call(client, key, body, position, putOptions.contentType);
+      } catch (error) {
+        if (driver.describeFailure(error).noResponse) unanswered = true;
+        throw error;
+      }
+    });
+    return { key, nextPosition: value.nextPosition, attempts, ...(resynced ? { resynced } : {}) };
   };
 
   return {
@@ -110,7 +176,7 @@ export function createCloudStore<C>(driver: CloudDriver<C>, options: CloudStoreO
     putFile: (key, filePath, putOptions = {}) =>
       typed(key, async () => {
         const { size } = await stat(filePath);
-        const send = sender(key, putOptions.signal);
+        const send = sender(key, putOptions);
         if (size > multipart.thresholdBytes) {
           return putFileInParts(key, filePath, size, multipart, putOptions.contentType, send);
         }
@@ -118,7 +184,10 @@ export function createCloudStore<C>(driver: CloudDriver<C>, options: CloudStoreO
         return { key, attempts, etag: value.etag };
       }),
     putStream: (key, body, putOptions = {}) =>
-      typed(key, () => putStreamInParts(key, body, multipart, putOptions.contentType, sender(key, putOptions.signal))),
+      typed(key, () => putStreamInParts(key, body, multipart, putOptions.contentType, sender(key, putOptions))),
+    append,
+    head: async (key, putOptions = {}) =>
+      (await sender(key, putOptions)('head', (client) => supported(client, 'head', key).call(client, key))).value,
     objectUrl: (key) => driver.objectUrl(key),
   };
 }
@@ -135,11 +204,12 @@ export function encodeObjectKey(key: string): string {
 }
 
 function toStorageError<C>(driver: CloudDriver<C>, operation: string, key: string, error: unknown): StorageError {
-  const { status, cloudCode, requestId, noResponse } = driver.describeFailure(error);
+  const { status, cloudCode, requestId, noResponse, nextPosition } = driver.describeFailure(error);
   const retryable = status === undefined ? noResponse : status >= 500 || status === 429 || status === 408;
   const outcome = status === undefined
     ? `${cloudCode ?? (error instanceof Error ? error.message : 'unknown error')}${noResponse ? ' (no response)' : ''}`
-    : `HTTP ${status}${cloudCode ? ` ${cloudCode}` : ''}`;
+    : `HTTP ${status}${cloudCode ? ` ${cloudCode}` : ''}${nextPosition === undefined ? '' : ` (object length ${nextPosition})`}`;
   const message = `${CLOUD_LABELS[driver.cloud]} ${operation} ${driver.bucket}/${key} failed: ${outcome}${requestId ? `, request id ${requestId}` : ''}`;
-  return new StorageError({ cloud: driver.cloud, bucket: driver.bucket, key, operation, status, cloudCode, requestId }, message, { cause: error, retryable });
+  const detail = { cloud: driver.cloud, bucket: driver.bucket, key, operation, status, cloudCode, requestId, ...(nextPosition === undefined ? {} : { nextPosition }) };
+  return new StorageError(detail, message, { cause: error, retryable });
 }

@@ -5,7 +5,7 @@ import { isRetryable, ValidationError } from '../errors';
 import type { RetryPolicy } from '../retry';
 import { createCloudStore, encodeObjectKey, readRange, type SdkFailure } from './cloud-store';
 import type { MultipartOptions } from './multipart';
-import type { CloudClient, ObjectStore, RetryableBody } from './types';
+import type { CloudClient, ObjectInfo, ObjectStore, RetryableBody } from './types';
 
 export interface CosCredentials {
   secretId: string;
@@ -104,6 +104,20 @@ export function createCosStore(options: CosStoreOptions): ObjectStore {
       abortMultipart: async (key, uploadId) => {
         await client.multipartAbort({ ...at, Key: key, UploadId: uploadId });
       },
+      // Streamed like a put: the SDK core would resend a Buffer body by itself, which for an append
+      // could apply it twice. ContentLength becomes the Content-Length header (COS requires one).
+      append: async (key, body, position, contentType) => {
+        const result = await client.appendObject({ ...at, Key: key, Position: position, ContentType: contentType, ...streamed(body) });
+        return { nextPosition: parsePosition(result.headers?.['x-cos-next-append-position']) ?? position + body.length };
+      },
+      head: async (key) => {
+        try {
+          return objectInfo((await client.headObject({ ...at, Key: key })).headers ?? {});
+        } catch (error) {
+          if ((error as { statusCode?: unknown } | null)?.statusCode === 404) return null;
+          throw error;
+        }
+      },
     };
   };
 
@@ -127,6 +141,21 @@ function streamed(body: RetryableBody): { Body: Readable; ContentLength: number 
     : { Body: readRange(body), ContentLength: body.length };
 }
 
+/** COS answers HEAD with `x-cos-object-type: appendable` for an appendable object. */
+function objectInfo(headers: Record<string, unknown>): ObjectInfo {
+  const contentType = headers['content-type'];
+  return {
+    size: Number(headers['content-length'] ?? 0),
+    appendable: String(headers['x-cos-object-type'] ?? '').toLowerCase() === 'appendable',
+    contentType: typeof contentType === 'string' ? contentType : undefined,
+  };
+}
+
+function parsePosition(header: unknown): number | undefined {
+  const value = typeof header === 'string' && header !== '' ? Number(header) : NaN;
+  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
 /**
  * XML errors arrive as an Error with `code`, `statusCode` and `RequestId`; body-less ones (a
  * non-XML 5xx) and network errors as plain objects whose `code` is the status or the errno.
@@ -143,5 +172,7 @@ function describeCosFailure(error: unknown): SdkFailure {
     cloudCode: code,
     requestId: typeof requestId === 'string' && requestId !== '' ? requestId : undefined,
     noResponse: status === undefined && isRetryable(error),
+    // The SDK keeps the answer's headers on its errors.
+    nextPosition: status === 409 ? parsePosition(e.headers?.['x-cos-next-append-position']) : undefined,
   };
 }

@@ -145,14 +145,14 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
 
   it('stops when kicked by the Stop action, through the TC3-signed RemoveUser endpoint', async () => {
     const rooms: RoomSimulator[] = [];
-    const handler = simulatedHandler(twoAnchors(60), {}, rooms);
+    const handler = simulatedHandler(twoAnchors(60), { CONTROL_SECRET: 'e2e-control-secret-0123456789' }, rooms);
     trtcApi.onRemoveUser((call) => {
       if (call.params.UserIds.includes('recorder_1')) rooms.forEach((room) => room.kick());
     });
     const request = recordRequest({ RoomId: undefined, StrRoomId: 'class-7b' });
     const recording = handler(request, { request_id: 'kicked' }) as Promise<RecordResult>;
     await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const stopEvent = { httpMethod: 'POST', headers: {}, isBase64Encoded: false, body: JSON.stringify({ Action: 'Stop', SdkAppId: 1400000001, StrRoomId: 'class-7b', UserId: 'recorder_1' }) };
+    const stopEvent = { httpMethod: 'POST', headers: { authorization: 'Bearer e2e-control-secret-0123456789' }, isBase64Encoded: false, body: JSON.stringify({ Action: 'Stop', SdkAppId: 1400000001, StrRoomId: 'class-7b', UserId: 'recorder_1' }) };
     const stopAnswer = (await handler(stopEvent, { request_id: 'stop' })) as { statusCode: number; body: string };
     expect(stopAnswer.statusCode).toBe(200);
     expect(JSON.parse(stopAnswer.body)).toMatchObject({ Action: 'Stop', StrRoomId: 'class-7b', TrtcRequestId: expect.any(String) });

@@ -4,6 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import COS from 'cos-nodejs-sdk-v5';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startCosEmulator, type CosEmulator } from './cos-emulator';
@@ -443,5 +444,141 @@ describe('fault injection', () => {
       code: expect.stringMatching(/TIMEDOUT/),
     });
     expect(emulator.requests.filter((r) => r.method === 'GET')).toHaveLength(4);
+  });
+});
+
+describe('append', () => {
+  /** The SDK core resends a Buffer body on a network error; a stream opts out of that. */
+  function streamOf(body: Buffer): { Body: Readable; ContentLength: number } {
+    return { Body: Readable.from([body]), ContentLength: body.length };
+  }
+
+  it('creates an appendable object at position 0 and appends at its length', async () => {
+    const cos = client();
+    const first = Buffer.from('first chunk|');
+    const second = crypto.randomBytes(70_000);
+
+    const created = await cos.appendObject({ ...at, Key: 'live/room.flv', Position: 0, ContentType: 'video/x-flv', ...streamOf(first) });
+    expect(created.headers).toMatchObject({ 'x-cos-next-append-position': String(first.length) });
+    const appended = await cos.appendObject({ ...at, Key: 'live/room.flv', Position: first.length, ...streamOf(second) });
+    expect(appended.headers).toMatchObject({ 'x-cos-next-append-position': String(first.length + second.length) });
+
+    expect(emulator.getObject(BUCKET, 'live/room.flv')?.equals(Buffer.concat([first, second]))).toBe(true);
+    const head = await cos.headObject({ ...at, Key: 'live/room.flv' });
+    expect(head.headers).toMatchObject({
+      'x-cos-object-type': 'appendable',
+      'content-length': String(first.length + second.length),
+      'content-type': 'video/x-flv',
+    });
+    expect((await cos.getObject({ ...at, Key: 'live/room.flv' })).headers).toMatchObject({ 'x-cos-object-type': 'appendable' });
+    const [request] = emulator.requests;
+    expect(request).toMatchObject({ method: 'POST', query: 'append=&position=0', status: 200 });
+  });
+
+  it('answers a wrong position with 409 PositionNotEqualToLength and the length in x-cos-next-append-position', async () => {
+    const cos = client();
+    await cos.appendObject({ ...at, Key: 'a.log', Position: 0, ...streamOf(Buffer.from('12345')) });
+
+    for (const position of [0, 3, 9]) {
+      await expect(cos.appendObject({ ...at, Key: 'a.log', Position: position, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+        statusCode: 409,
+        code: 'PositionNotEqualToLength',
+        headers: { 'x-cos-next-append-position': '5' },
+      });
+    }
+    // A missing object is 0 bytes long.
+    await expect(cos.appendObject({ ...at, Key: 'missing.log', Position: 4, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+      statusCode: 409, code: 'PositionNotEqualToLength', headers: { 'x-cos-next-append-position': '0' },
+    });
+    expect(emulator.getObject(BUCKET, 'a.log')?.toString()).toBe('12345');
+  });
+
+  it('refuses to append to a normal object (409 ObjectNotAppendable); a put turns an appendable object normal', async () => {
+    const cos = client();
+    await cos.putObject({ ...at, Key: 'normal.bin', Body: Buffer.from('normal') });
+    await expect(cos.appendObject({ ...at, Key: 'normal.bin', Position: 6, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+      statusCode: 409, code: 'ObjectNotAppendable',
+    });
+    expect((await cos.headObject({ ...at, Key: 'normal.bin' })).headers).toMatchObject({ 'x-cos-object-type': 'normal' });
+
+    await cos.appendObject({ ...at, Key: 'was-appendable.bin', Position: 0, ...streamOf(Buffer.from('abc')) });
+    await cos.putObject({ ...at, Key: 'was-appendable.bin', Body: Buffer.from('replaced') });
+    expect((await cos.headObject({ ...at, Key: 'was-appendable.bin' })).headers).toMatchObject({ 'x-cos-object-type': 'normal' });
+    await expect(cos.appendObject({ ...at, Key: 'was-appendable.bin', Position: 8, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+      statusCode: 409, code: 'ObjectNotAppendable',
+    });
+    expect(emulator.getObject(BUCKET, 'was-appendable.bin')?.toString()).toBe('replaced');
+  });
+
+  it('refuses every append with refuseAppends, and anything past 5 GB with 400 EntityTooLarge', async () => {
+    const cos = client();
+    emulator.setFaults({ refuseAppends: true });
+    await expect(cos.appendObject({ ...at, Key: 'refused.bin', Position: 0, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+      statusCode: 409, code: 'ObjectNotAppendable',
+    });
+    expect(emulator.getObject(BUCKET, 'refused.bin')).toBeUndefined();
+
+    emulator.setFaults({ refuseAppends: false });
+    await expect(cos.appendObject({ ...at, Key: 'huge.bin', Position: 5 * 1024 * MB, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+      statusCode: 400, code: 'EntityTooLarge',
+    });
+  });
+
+  it('requires append and position to be signed', async () => {
+    await client().appendObject({ ...at, Key: 'signed.log', Position: 0, ...streamOf(Buffer.from('abc')) });
+    // Signed without position: the position could have been changed on the way.
+    const authorization = COS.getAuthorization({
+      SecretId: SECRET_ID, SecretKey: SECRET_KEY, Method: 'POST', Key: 'signed.log', Query: { append: '' }, Headers: { host: HOST },
+    });
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1', port: emulator.port, method: 'POST', path: '/signed.log?append&position=3',
+        headers: { host: HOST, authorization, 'content-length': 1 },
+      }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end('x');
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.body).toContain('<Code>AccessDenied</Code>');
+    expect(emulator.getObject(BUCKET, 'signed.log')?.toString()).toBe('abc');
+  });
+
+  it('applies an append whose answer is lost, which a resent Buffer body then meets as a 409', async () => {
+    const cos = client();
+    emulator.setFaults({ lostResponseRate: 1 });
+    const error: unknown = await cos.appendObject({ ...at, Key: 'lost.log', Position: 0, ...streamOf(Buffer.from('once')) })
+      .catch((err: unknown) => err);
+    expect(error).toMatchObject({ code: expect.stringMatching(/^E[A-Z]+$/) });
+    expect(error).not.toHaveProperty('statusCode');
+    expect(emulator.getObject(BUCKET, 'lost.log')?.toString()).toBe('once');
+    expect(lastRequest()).toMatchObject({ method: 'POST', status: 0, fault: 'lostResponse' });
+
+    // With a Buffer the SDK core resends by itself: the first request is applied, the second
+    // (no longer at the object's length) gets the 409. This is why the store streams appends.
+    emulator.requests.length = 0;
+    const draws = [0, 1];
+    emulator.setFaults({ random: () => draws.shift() ?? 1 });
+    await expect(cos.appendObject({ ...at, Key: 'lost.log', Position: 4, Body: Buffer.from('-twice?') })).rejects.toMatchObject({
+      statusCode: 409, code: 'PositionNotEqualToLength', headers: { 'x-cos-next-append-position': '11' },
+    });
+    expect(emulator.requests.map((r) => `${r.status} ${r.fault ?? ''}`)).toEqual(['0 lostResponse', '409 ']);
+    expect(emulator.getObject(BUCKET, 'lost.log')?.toString()).toBe('once-twice?');
+  });
+
+  it('answers everything 503 during an outage, then recovers', async () => {
+    const cos = client();
+    emulator.setOutage(true);
+    await expect(cos.appendObject({ ...at, Key: 'outage.log', Position: 0, ...streamOf(Buffer.from('x')) })).rejects.toMatchObject({
+      statusCode: 503, code: 'ServiceUnavailable',
+    });
+    expect(lastRequest()).toMatchObject({ status: 503, fault: 'outage' });
+    emulator.setOutage(false);
+    await cos.appendObject({ ...at, Key: 'outage.log', Position: 0, ...streamOf(Buffer.from('x')) });
+    expect(emulator.getObject(BUCKET, 'outage.log')?.toString()).toBe('x');
   });
 });

@@ -2,12 +2,14 @@
  * In-memory Tencent COS emulator for tests.
  *
  * It speaks the part of the COS XML API that the real `cos-nodejs-sdk-v5` SDK uses for objects (put,
- * get, head, delete, multipart upload including the listings `sliceUploadFile` resumes from, bucket
- * listing), verifies q-sign signatures the way COS does, and can inject faults (error statuses,
- * connection resets, delays, expired temporary keys, answered with 403 ExpiredToken) so that retry
- * and error paths can be tested against the real SDK. Options, fault semantics and the request log
- * are the OSS emulator's; the code both share lives in emulator-kit.ts.
- * One deliberate difference from COS: Host must be among the signed headers.
+ * get, head, delete, append, multipart upload including the listings `sliceUploadFile` resumes
+ * from, bucket listing), verifies q-sign signatures the way COS does, and can inject faults (error
+ * statuses, connection resets, lost answers, delays, outages, refused appends, expired temporary
+ * keys, answered with 403 ExpiredToken) so that retry and error paths can be tested against the
+ * real SDK. Options, fault semantics and the request log are the OSS emulator's; the code both
+ * share lives in emulator-kit.ts.
+ * Deliberate differences from COS: Host must be among the signed headers, and so must an append's
+ * `append` and `position` parameters.
  */
 import * as crypto from 'node:crypto';
 import type * as http from 'node:http';
@@ -26,6 +28,8 @@ export interface CosEmulatorOptions {
   /** If set, every request must carry `x-cos-security-token` equal to it (a temporary key). */
   sessionToken?: string;
   faults?: Partial<FaultConfig>;
+  /** Listen on this port of 127.0.0.1 (npm run emulators); default any free one. */
+  port?: number;
 }
 
 export interface CosCredentials {
@@ -44,6 +48,8 @@ export interface CosEmulator {
   objects: Map<string, StoredObject>;
   requests: RequestLogEntry[];
   setFaults(f: Partial<FaultConfig>): void;
+  /** Every request answered 503 while on. */
+  setOutage(on: boolean): void;
   setCredentials(c: CosCredentials): void;
   getObject(bucket: string, key: string): Buffer | undefined;
   listKeys(bucket: string, prefix?: string): string[];
@@ -77,11 +83,18 @@ const COS_DIALECT: CloudDialect = {
   entityTooSmallMessage: 'Your proposed upload is smaller than the minimum allowed object size.',
   checkContentMd5,
   objectLocation: (hostname, key) => `${hostname}${encodeKeyPath(key)}`,
+  nextAppendPositionHeader: 'x-cos-next-append-position',
+  // COS documents that multi-AZ buckets (and Intelligent Tiering) take no appends and that
+  // appendable objects stay out of versioning, but not the code it answers then; the code it
+  // documents for "this key takes no append" is 409 ObjectNotAppendable (436/7741).
+  appendsRefusedError: () => new ApiError(409, 'ObjectNotAppendable', 'The object is not appendable.'),
 };
 
 interface CosRequestContext extends RequestContext {
   /** The decoded path, `/<key>`: what the signature covers. */
   path: string;
+  /** q-url-param-list of the request's signature. */
+  signedParams: string[];
 }
 
 /**
@@ -111,6 +124,7 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
     this.routes = [
       route('GET', false, ['uploads'], ['prefix', 'delimiter', 'key-marker', 'upload-id-marker', 'max-uploads'], this.listMultipartUploads),
       route('GET', false, [], ['prefix', 'delimiter', 'marker', 'max-keys'], this.listObjects),
+      route('POST', true, ['append'], ['position'], this.appendSigned),
       route('POST', true, ['uploads'], [], this.initiateMultipart),
       route('PUT', true, ['partNumber', 'uploadId'], [], this.uploadPart),
       route('GET', true, ['uploadId'], ['max-parts', 'part-number-marker'], this.listParts),
@@ -133,7 +147,7 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
   }
 
   protected override newContext(base: RequestContext): CosRequestContext {
-    return { ...base, path: '/' };
+    return { ...base, path: '/', signedParams: [] };
   }
 
   /**
@@ -156,6 +170,7 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
     const authorization = headerValue(req, 'authorization');
     if (!authorization) throw new ApiError(403, 'AccessDenied', 'Access Denied.');
     const signed = parseAuthorization(authorization);
+    ctx.signedParams = signed.paramList;
 
     const creds = this.credentials;
     if (signed.secretId !== creds.secretId) {
@@ -217,6 +232,17 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
     this.send(ctx, 200, { etag: stored.etag });
   }
 
+  /**
+   * Stricter than COS: an unsigned position could be changed in transit, landing the bytes
+   * elsewhere; the SDK signs every query parameter.
+   */
+  private async appendSigned(ctx: CosRequestContext): Promise<void> {
+    if (!ctx.signedParams.includes('append') || (ctx.query.has('position') && !ctx.signedParams.includes('position'))) {
+      throw new ApiError(403, 'AccessDenied', 'The append and position parameters must be signed (q-url-param-list).');
+    }
+    await this.appendObject(ctx);
+  }
+
   private getObjectResponse(ctx: CosRequestContext): void {
     const stored = this.objects.get(objectId(ctx.bucket, ctx.key));
     if (!stored) throw noSuchKey();
@@ -226,6 +252,7 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
       etag: stored.etag,
       'last-modified': stored.lastModified.toUTCString(),
       'accept-ranges': 'bytes',
+      'x-cos-object-type': stored.appendable ? 'appendable' : 'normal',
       'x-cos-storage-class': 'STANDARD',
     }, stored.body);
   }
@@ -318,7 +345,7 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
     ctx.req.resume();
     if (ctx.req.method === 'HEAD') {
       // COS answers HEAD errors without a body; the SDK then reports the status as the code.
-      this.send(ctx, err.status, {});
+      this.send(ctx, err.status, err.headers);
       return;
     }
     const fields = {
@@ -328,13 +355,18 @@ class CosEmulatorServer extends EmulatorServer<CosRequestContext> implements Cos
       RequestId: ctx.requestId,
       TraceId: crypto.randomBytes(48).toString('base64'),
     };
-    this.sendXml(ctx, err.status, 'Error', xmlFields(fields));
+    this.sendXml(ctx, err.status, 'Error', xmlFields(fields), err.headers);
   }
 }
 
 export async function startCosEmulator(options: CosEmulatorOptions): Promise<CosEmulator> {
   const emulator = new CosEmulatorServer(options);
-  await emulator.listen();
+  if (!options.port) await emulator.listen();
+  else {
+    await new Promise<void>((resolve, reject) => emulator.server.once('error', reject).listen(options.port, '127.0.0.1', resolve));
+    emulator.port = options.port;
+    emulator.endpoint = `http://127.0.0.1:${options.port}`;
+  }
   emulator.host = `127.0.0.1:${emulator.port}`;
   return emulator;
 }

@@ -20,12 +20,23 @@ export interface FaultConfig {
   slowRate: number;
   slowMs: number;
   /**
+   * 0..1, fraction of requests that are carried out (an object stored, a part kept, an append
+   * applied) and whose connection is then destroyed instead of answering: the client sees a reset
+   * for a request that took effect.
+   */
+  lostResponseRate: number;
+  /** Appends are refused as by a bucket that takes none (the cloud's dialect says with what). */
+  refuseAppends: boolean;
+  /**
    * When turned on, the security/session token installed at that moment counts as expired:
    * requests carrying it get the cloud's 403 expired-token error (OSS SecurityTokenExpired, COS
    * ExpiredToken), also after setCredentials() installs a new token (which passes).
    */
   expiredTokenUntilRefresh: boolean;
-  /** Drawn per request once for each non-zero rate (error, reset, slow), then once to pick an error status. */
+  /**
+   * Drawn per request once for each non-zero rate (error, reset, slow, lostResponse), then once to
+   * pick an error status.
+   */
   random: () => number;
 }
 
@@ -34,6 +45,8 @@ export interface StoredObject {
   contentType?: string;
   etag: string;
   lastModified: Date;
+  /** Created by an append (a put or a completed multipart upload makes a normal object). */
+  appendable?: boolean;
 }
 
 export interface RequestLogEntry {
@@ -43,7 +56,7 @@ export interface RequestLogEntry {
   query: string;
   /** The status answered; 0 when the connection was reset instead. */
   status: number;
-  /** Faults applied, joined by '+': 'slow', 'error', 'reset', 'expiredToken'. */
+  /** Faults applied, joined by '+': 'slow', 'error', 'reset', 'lostResponse', 'outage', 'expiredToken'. */
   fault?: string;
 }
 
@@ -53,6 +66,8 @@ const DEFAULT_FAULTS: FaultConfig = {
   resetRate: 0,
   slowRate: 0,
   slowMs: 0,
+  lostResponseRate: 0,
+  refuseAppends: false,
   expiredTokenUntilRefresh: false,
   random: Math.random,
 };
@@ -71,6 +86,8 @@ export class ApiError extends Error {
     message: string,
     /** Extra elements for the error XML, e.g. the string to sign on an OSS signature mismatch. */
     readonly details: Record<string, string> = {},
+    /** Extra response headers, e.g. the next append position on a 409. */
+    readonly headers: http.OutgoingHttpHeaders = {},
   ) {
     super(message);
   }
@@ -86,6 +103,8 @@ export interface RequestContext {
   /** Decoded query parameters; a parameter given without a value maps to ''. */
   query: Map<string, string>;
   log: RequestLogEntry;
+  /** Set by the lostResponse fault: the request is carried out, its answer replaced by a reset. */
+  loseAnswer?: boolean;
 }
 
 export interface MultipartUpload {
@@ -116,7 +135,14 @@ export interface CloudDialect {
   checkContentMd5(req: http.IncomingMessage, body: Buffer): void;
   /** The Location of a completed multipart object. */
   objectLocation(hostname: string, key: string): string;
+  /** `x-oss-next-append-position` or `x-cos-next-append-position`. */
+  nextAppendPositionHeader: string;
+  /** What an append to a bucket that takes none is answered with (FaultConfig.refuseAppends). */
+  appendsRefusedError(): ApiError;
 }
+
+/** Both clouds: an appendable object, and so each append, is at most 5 GB. */
+export const MAX_APPENDABLE_SIZE = 5 * 1024 ** 3;
 
 export abstract class EmulatorServer<Ctx extends RequestContext> {
   endpoint = '';
@@ -128,6 +154,7 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
   protected readonly uploads = new Map<string, MultipartUpload>();
   private readonly expiredTokens = new Set<string | undefined>();
   private faults: FaultConfig = { ...DEFAULT_FAULTS };
+  private outage = false;
 
   constructor(protected readonly dialect: CloudDialect) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -147,6 +174,15 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
     this.faults = { ...this.faults, ...f };
     if (f.expiredTokenUntilRefresh === true) this.expiredTokens.add(this.currentToken());
     if (f.expiredTokenUntilRefresh === false) this.expiredTokens.clear();
+  }
+
+  /**
+   * While on, every request is answered 503 ServiceUnavailable, before anything else (no random
+   * draws, so other faults' draw sequences are untouched). setFaults({errorRate: 1}) is the same
+   * with the configured errorStatuses.
+   */
+  setOutage(on: boolean): void {
+    this.outage = on;
   }
 
   getObject(bucket: string, key: string): Buffer | undefined {
@@ -215,16 +251,21 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
 
   /** Applies the configured faults. Returns true when the request was consumed by a reset. */
   private async injectFaults(ctx: Ctx): Promise<boolean> {
-    const { random } = this.faults;
-    const roll = (rate: number) => rate > 0 && random() < rate;
-    const error = roll(this.faults.errorRate);
-    const reset = roll(this.faults.resetRate);
-    const slow = roll(this.faults.slowRate);
     const applied: string[] = [];
     const record = (fault: string) => {
       applied.push(fault);
       ctx.log.fault = applied.join('+');
     };
+    if (this.outage) {
+      record('outage');
+      throw new ApiError(503, INJECTED_ERROR_CODES[503] ?? 'ServiceUnavailable', 'Injected outage.');
+    }
+    const { random } = this.faults;
+    const roll = (rate: number) => rate > 0 && random() < rate;
+    const error = roll(this.faults.errorRate);
+    const reset = roll(this.faults.resetRate);
+    const slow = roll(this.faults.slowRate);
+    const lost = roll(this.faults.lostResponseRate);
 
     if (slow) {
       record('slow');
@@ -244,6 +285,10 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
     if (this.expiredTokens.has(headerValue(ctx.req, this.dialect.tokenHeader))) {
       record('expiredToken');
       throw this.dialect.expiredTokenError();
+    }
+    if (lost) {
+      record('lostResponse');
+      ctx.loseAnswer = true;
     }
     return false;
   }
@@ -308,6 +353,54 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
       xmlText('Bucket', ctx.bucket) + xmlText('Key', ctx.key) + xmlText('ETag', etag));
   }
 
+  /**
+   * `POST /<key>?append&position=N`, as both clouds define it: N must be the object's length (0
+   * creates it), the key must not hold a normal object, and the result is at most 5 GB. The answer
+   * carries the next position, the 409 for a wrong position too.
+   */
+  protected async appendObject(ctx: Ctx): Promise<void> {
+    const rawPosition = ctx.query.get('position') ?? '';
+    const position = Number(rawPosition);
+    if (!/^\d+$/.test(rawPosition) || !Number.isSafeInteger(position)) {
+      throw new ApiError(400, 'InvalidArgument', 'The position argument is missing or not a non-negative integer.');
+    }
+    if (this.faults.refuseAppends) throw this.dialect.appendsRefusedError();
+    const declared = Number(headerValue(ctx.req, 'content-length') ?? 0);
+    if (position + declared > MAX_APPENDABLE_SIZE) throw appendTooLarge();
+    const id = objectId(ctx.bucket, ctx.key);
+    const existing = this.objects.get(id);
+    this.checkAppendable(existing, position);
+    const body = await readBody(ctx.req);
+    if (position + body.length > MAX_APPENDABLE_SIZE) throw appendTooLarge();
+    this.dialect.checkContentMd5(ctx.req, body);
+    // Another append may have landed while this body arrived.
+    const current = this.objects.get(id);
+    if (current !== existing) this.checkAppendable(current, position);
+    const whole = Buffer.concat([current?.body ?? Buffer.alloc(0), body]);
+    const stored: StoredObject = {
+      body: whole,
+      // The first append sets the object's metadata; later ones do not change it.
+      contentType: current ? current.contentType : headerValue(ctx.req, 'content-type') || undefined,
+      etag: this.quotedEtag(md5(whole)),
+      lastModified: new Date(),
+      appendable: true,
+    };
+    this.objects.set(id, stored);
+    this.send(ctx, 200, { etag: stored.etag, [this.dialect.nextAppendPositionHeader]: whole.length });
+  }
+
+  private checkAppendable(stored: StoredObject | undefined, position: number): void {
+    if (stored && !stored.appendable) {
+      throw new ApiError(409, 'ObjectNotAppendable', 'The object is not appendable.');
+    }
+    const length = stored?.body.length ?? 0;
+    if (position !== length) {
+      throw new ApiError(409, 'PositionNotEqualToLength', 'Position is not equal to file length.', {}, {
+        [this.dialect.nextAppendPositionHeader]: length,
+      });
+    }
+  }
+
   protected abortMultipart(ctx: Ctx): void {
     this.uploads.delete(this.findUpload(ctx).uploadId);
     this.send(ctx, 204, {});
@@ -341,6 +434,12 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
   }
 
   protected send(ctx: Ctx, status: number, headers: http.OutgoingHttpHeaders, body?: Buffer | string): void {
+    if (ctx.loseAnswer) {
+      // The request has been carried out (or refused); the client only sees the connection drop.
+      ctx.log.status = 0;
+      ctx.req.socket.destroy();
+      return;
+    }
     ctx.log.status = status;
     const length = body === undefined ? 0 : Buffer.byteLength(body);
     ctx.res.writeHead(status, { 'content-length': length, ...headers });
@@ -348,8 +447,8 @@ export abstract class EmulatorServer<Ctx extends RequestContext> {
     ctx.res.end(ctx.req.method === 'HEAD' ? undefined : body);
   }
 
-  protected sendXml(ctx: Ctx, status: number, root: string, inner: string): void {
-    this.send(ctx, status, { 'content-type': 'application/xml' }, xmlDocument(root, inner));
+  protected sendXml(ctx: Ctx, status: number, root: string, inner: string, headers: http.OutgoingHttpHeaders = {}): void {
+    this.send(ctx, status, { ...headers, 'content-type': 'application/xml' }, xmlDocument(root, inner));
   }
 }
 
@@ -485,6 +584,11 @@ function normalizeEtag(etag: string): string {
 /** encodeURIComponent that also escapes !'()*, as RFC 3986, OSS V4 and the COS signature require. */
 export function rfc3986Encode(value: string): string {
   return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Neither cloud names this answer; EntityTooLarge is what both give an object over their size limit. */
+function appendTooLarge(): ApiError {
+  return new ApiError(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size of an appendable object (5 GB).');
 }
 
 export function noSuchKey(): ApiError {

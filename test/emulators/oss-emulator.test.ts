@@ -130,6 +130,42 @@ describe.each([
     }
   });
 
+  it('appends with append and position signed, and reports the object as Appendable', async () => {
+    const oss = client({ authorizationV4 });
+    const first = Buffer.from('first chunk|');
+    const second = crypto.randomBytes(70_000);
+
+    const created = await oss.append('live/room.flv', first, { position: '0', mime: 'video/x-flv' });
+    expect(created.nextAppendPosition).toBe(String(first.length));
+    const appended = await oss.append('live/room.flv', second, { position: String(first.length) });
+    expect(appended.nextAppendPosition).toBe(String(first.length + second.length));
+    expect(lastRequest()).toMatchObject({ method: 'POST', query: `append=&position=${first.length}`, status: 200 });
+
+    const whole = Buffer.concat([first, second]);
+    expect(emulator.getObject(BUCKET, 'live/room.flv')?.equals(whole)).toBe(true);
+    const head = await oss.head('live/room.flv');
+    expect(head.res.headers).toMatchObject({
+      'x-oss-object-type': 'Appendable',
+      'x-oss-next-append-position': String(whole.length),
+      'content-length': String(whole.length),
+      'content-type': 'video/x-flv',
+    });
+    expect((await oss.get('live/room.flv')).res.headers).toMatchObject({ 'x-oss-object-type': 'Appendable' });
+
+    // A wrong secret is still a signature mismatch, not an append error.
+    await expect(client({ authorizationV4, accessKeySecret: 'not-the-secret' }).append('live/room.flv', first, { position: String(whole.length) }))
+      .rejects.toMatchObject({ status: 403, code: 'SignatureDoesNotMatch' });
+
+    // The position is signed: moved on the way, the request no longer matches its signature.
+    const tampered = client({ authorizationV4 });
+    const holder = tampered as unknown as { urllib: { request: (url: string, params: unknown) => Promise<unknown> } };
+    const request = holder.urllib.request.bind(holder.urllib);
+    holder.urllib = { request: (url, params) => request(url.replace(`position=${whole.length}`, 'position=0'), params) };
+    await expect(tampered.append('live/room.flv', first, { position: String(whole.length) }))
+      .rejects.toMatchObject({ status: 403, code: 'SignatureDoesNotMatch' });
+    expect(emulator.getObject(BUCKET, 'live/room.flv')?.equals(whole)).toBe(true);
+  });
+
   it('round-trips awkward keys through put, get, head, list and delete', async () => {
     const oss = client({ authorizationV4 });
     for (const [index, key] of AWKWARD_KEYS.entries()) {
@@ -308,5 +344,77 @@ describe('fault injection', () => {
     await client().put('slow.txt', Buffer.from('slow'));
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(lastRequest()).toMatchObject({ status: 200, fault: 'slow' });
+  });
+});
+
+describe('append', () => {
+  it('answers a wrong position with 409 PositionNotEqualToLength and the length in x-oss-next-append-position', async () => {
+    const oss = client();
+    await oss.append('a.log', Buffer.from('12345'), { position: '0' });
+    // ali-oss keeps no headers on its errors; the answer itself is read here.
+    const answers: Array<{ status: number; headers: Record<string, unknown> }> = [];
+    const http = (oss as unknown as { urllib: { request: (url: string, params: unknown) => Promise<{ status: number; headers: Record<string, unknown> }> } });
+    const request = http.urllib.request.bind(http.urllib);
+    http.urllib = { request: async (url, params) => {
+      const answer = await request(url, params);
+      answers.push(answer);
+      return answer;
+    } };
+
+    for (const position of ['0', '3', '9']) {
+      await expect(oss.append('a.log', Buffer.from('x'), { position })).rejects.toMatchObject({ status: 409, code: 'PositionNotEqualToLength' });
+    }
+    // A missing object is 0 bytes long.
+    await expect(oss.append('missing.log', Buffer.from('x'), { position: '4' })).rejects.toMatchObject({ status: 409, code: 'PositionNotEqualToLength' });
+    expect(answers.map((a) => [a.status, a.headers['x-oss-next-append-position']])).toEqual([[409, '5'], [409, '5'], [409, '5'], [409, '0']]);
+    expect(emulator.getObject(BUCKET, 'a.log')?.toString()).toBe('12345');
+  });
+
+  it('refuses to append to a normal object (409 ObjectNotAppendable); a put turns an appendable object normal', async () => {
+    const oss = client();
+    await oss.put('normal.bin', Buffer.from('normal'));
+    await expect(oss.append('normal.bin', Buffer.from('x'), { position: '6' })).rejects.toMatchObject({ status: 409, code: 'ObjectNotAppendable' });
+    expect((await oss.head('normal.bin')).res.headers).toMatchObject({ 'x-oss-object-type': 'Normal' });
+
+    await oss.append('was-appendable.bin', Buffer.from('abc'), { position: '0' });
+    await oss.put('was-appendable.bin', Buffer.from('replaced'));
+    const head = await oss.head('was-appendable.bin');
+    expect(head.res.headers).toMatchObject({ 'x-oss-object-type': 'Normal' });
+    expect(head.res.headers).not.toHaveProperty('x-oss-next-append-position');
+    await expect(oss.append('was-appendable.bin', Buffer.from('x'), { position: '8' })).rejects.toMatchObject({ status: 409, code: 'ObjectNotAppendable' });
+    expect(emulator.getObject(BUCKET, 'was-appendable.bin')?.toString()).toBe('replaced');
+  });
+
+  it('refuses every append with refuseAppends, and anything past 5 GB with 400 EntityTooLarge', async () => {
+    const oss = client();
+    emulator.setFaults({ refuseAppends: true });
+    await expect(oss.append('refused.bin', Buffer.from('x'), { position: '0' })).rejects.toMatchObject({ status: 409, code: 'ObjectNotAppendable' });
+    expect(emulator.getObject(BUCKET, 'refused.bin')).toBeUndefined();
+
+    emulator.setFaults({ refuseAppends: false });
+    await expect(oss.append('huge.bin', Buffer.from('x'), { position: String(5 * 1024 ** 3) })).rejects.toMatchObject({
+      status: 400, code: 'EntityTooLarge',
+    });
+  });
+
+  it('applies an append whose answer is lost: the SDK sees a network error', async () => {
+    emulator.setFaults({ lostResponseRate: 1 });
+    await expect(client().append('lost.log', Buffer.from('once'), { position: '0' })).rejects.toMatchObject({ status: -1 });
+    expect(emulator.getObject(BUCKET, 'lost.log')?.toString()).toBe('once');
+    expect(lastRequest()).toMatchObject({ method: 'POST', status: 0, fault: 'lostResponse' });
+
+    // Also a put: stored, unanswered.
+    await expect(client().put('lost.bin', Buffer.from('stored'))).rejects.toMatchObject({ status: -1 });
+    expect(emulator.getObject(BUCKET, 'lost.bin')?.toString()).toBe('stored');
+  });
+
+  it('answers everything 503 during an outage, then recovers', async () => {
+    emulator.setOutage(true);
+    await expect(client().append('outage.log', Buffer.from('x'), { position: '0' })).rejects.toMatchObject({ status: 503, code: 'ServiceUnavailable' });
+    await expect(client().head('outage.log')).rejects.toMatchObject({ status: 503 });
+    expect(emulator.requests.map((r) => [r.status, r.fault])).toEqual([[503, 'outage'], [503, 'outage']]);
+    emulator.setOutage(false);
+    await client().append('outage.log', Buffer.from('x'), { position: '0' });
+    expect(emulator.getObject(BUCKET, 'outage.log')?.toString()).toBe('x');
   });
 });

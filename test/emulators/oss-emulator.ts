@@ -2,10 +2,11 @@
  * In-memory Alibaba OSS emulator for tests.
  *
  * It speaks the part of the OSS REST API that the real `ali-oss` SDK uses for objects (put, get,
- * head, delete, copy, multipart upload, bucket listing v1/v2), verifies V1 and V4 request
- * signatures the way OSS does, and can inject faults (error statuses, connection resets, delays,
- * expired STS tokens, answered with 403 SecurityTokenExpired) so that retry and error paths can be
- * tested against the real SDK. The parts shared with the COS emulator live in emulator-kit.ts.
+ * head, delete, copy, append, multipart upload, bucket listing v1/v2), verifies V1 and V4 request
+ * signatures the way OSS does, and can inject faults (error statuses, connection resets, lost
+ * answers, delays, outages, refused appends, expired STS tokens, answered with 403
+ * SecurityTokenExpired) so that retry and error paths can be tested against the real SDK. The
+ * parts shared with the COS emulator live in emulator-kit.ts.
  */
 import * as crypto from 'node:crypto';
 import type * as http from 'node:http';
@@ -25,6 +26,8 @@ export interface OssEmulatorOptions {
   /** If set, every request must carry `x-oss-security-token` equal to it. */
   securityToken?: string;
   faults?: Partial<FaultConfig>;
+  /** Listen on this port of 127.0.0.1 (npm run emulators); default any free one. */
+  port?: number;
 }
 
 export interface OssCredentials {
@@ -40,6 +43,8 @@ export interface OssEmulator {
   objects: Map<string, StoredObject>;
   requests: RequestLogEntry[];
   setFaults(f: Partial<FaultConfig>): void;
+  /** Every request answered 503 while on. */
+  setOutage(on: boolean): void;
   setCredentials(c: OssCredentials): void;
   getObject(bucket: string, key: string): Buffer | undefined;
   listKeys(bucket: string, prefix?: string): string[];
@@ -79,6 +84,11 @@ const OSS_DIALECT: CloudDialect = {
   entityTooSmallMessage: 'Your proposed upload smaller than the minimum allowed object size.',
   checkContentMd5,
   objectLocation: (hostname, key) => `http://${hostname}/${encodeURIComponent(key)}`,
+  nextAppendPositionHeader: 'x-oss-next-append-position',
+  // OSS documents no code of its own for a refused append (retention-protected objects); its code
+  // for "this key takes no append" is ObjectNotAppendable (EC 0026-00000017). Versioning does not
+  // refuse appends on OSS: they go to the current version when that is appendable.
+  appendsRefusedError: () => new ApiError(409, 'ObjectNotAppendable', 'The object is not appendable.'),
 };
 
 class OssEmulatorServer extends EmulatorServer<RequestContext> implements OssEmulator {
@@ -181,6 +191,7 @@ class OssEmulatorServer extends EmulatorServer<RequestContext> implements OssEmu
       if (method === 'GET' && onlySubResources(query, ['continuation-token'])) return this.listObjects(ctx);
       throw this.notImplemented();
     }
+    if (method === 'POST' && query.has('append') && onlySubResources(query, ['append', 'position'])) return this.appendObject(ctx);
     if (method === 'POST' && query.has('uploads')) return this.initiateMultipart(ctx);
     if (method === 'POST' && query.has('uploadId')) return this.completeMultipart(ctx);
     if (method === 'PUT' && query.has('uploadId') && query.has('partNumber')) return this.uploadPart(ctx);
@@ -233,7 +244,8 @@ class OssEmulatorServer extends EmulatorServer<RequestContext> implements OssEmu
       etag: stored.etag,
       'last-modified': stored.lastModified.toUTCString(),
       'accept-ranges': 'bytes',
-      'x-oss-object-type': stored.etag.includes('-') ? 'Multipart' : 'Normal',
+      'x-oss-object-type': objectType(stored),
+      ...(stored.appendable ? { 'x-oss-next-append-position': stored.body.length } : {}),
       'x-oss-storage-class': 'Standard',
     }, stored.body);
   }
@@ -259,7 +271,7 @@ class OssEmulatorServer extends EmulatorServer<RequestContext> implements OssEmu
         xmlText('Key', key),
         xmlText('LastModified', stored.lastModified.toISOString()),
         xmlText('ETag', stored.etag),
-        xmlText('Type', stored.etag.includes('-') ? 'Multipart' : 'Normal'),
+        xmlText('Type', objectType(stored)),
         xmlText('Size', stored.body.length),
         xmlText('StorageClass', 'Standard'),
         withOwner ? xmlNode('Owner', xmlText('ID', OWNER_ID) + xmlText('DisplayName', OWNER_ID)) : '',
@@ -288,16 +300,21 @@ class OssEmulatorServer extends EmulatorServer<RequestContext> implements OssEmu
     ctx.req.resume();
     if (ctx.req.method === 'HEAD') {
       // HEAD answers have no body; OSS puts the error document, base64-encoded, in x-oss-err.
-      this.send(ctx, err.status, { 'x-oss-err': Buffer.from(xmlDocument('Error', inner)).toString('base64') });
+      this.send(ctx, err.status, { ...err.headers, 'x-oss-err': Buffer.from(xmlDocument('Error', inner)).toString('base64') });
       return;
     }
-    this.sendXml(ctx, err.status, 'Error', inner);
+    this.sendXml(ctx, err.status, 'Error', inner, err.headers);
   }
 }
 
 export async function startOssEmulator(options: OssEmulatorOptions): Promise<OssEmulator> {
   const emulator = new OssEmulatorServer(options);
-  await emulator.listen();
+  if (!options.port) await emulator.listen();
+  else {
+    await new Promise<void>((resolve, reject) => emulator.server.once('error', reject).listen(options.port, '127.0.0.1', resolve));
+    emulator.port = options.port;
+    emulator.endpoint = `http://127.0.0.1:${options.port}`;
+  }
   return emulator;
 }
 
@@ -308,6 +325,11 @@ function parseCopySource(header: string): { bucket: string; key: string } {
   const slash = withoutVersion.indexOf('/');
   if (slash <= 0) throw new ApiError(400, 'InvalidArgument', 'Copy Source must mention the source bucket and key: /sourcebucket/sourcekey.');
   return { bucket: withoutVersion.slice(0, slash), key: decodeComponent(withoutVersion.slice(slash + 1)) };
+}
+
+function objectType(stored: StoredObject): string {
+  if (stored.appendable) return 'Appendable';
+  return stored.etag.includes('-') ? 'Multipart' : 'Normal';
 }
 
 /** True when every sub-resource in the query is one of `allowed`. */

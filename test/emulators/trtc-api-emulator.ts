@@ -19,6 +19,8 @@ export interface TrtcApiEmulatorOptions {
   sessionToken?: string;
   /** The server's clock in ms, for signature-expiry tests. */
   now?: () => number;
+  /** Listen on this port of 127.0.0.1 (npm run emulators); default any free one. */
+  port?: number;
 }
 
 export type RemoveUserAction = 'RemoveUser' | 'RemoveUserByStrRoomId';
@@ -170,7 +172,7 @@ export async function startTrtcApiEmulator(options: TrtcApiEmulatorOptions): Pro
   const server = http.createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
 

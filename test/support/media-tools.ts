@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import ffmpegInstaller from '@ffmpeg-installer/ffmpeg';
 import ffprobeInstaller from '@ffprobe-installer/ffprobe';
 import { runTracked } from './child-processes';
@@ -25,6 +26,8 @@ export interface TestStreamOptions {
   gopSeconds: number;
   seconds: number;
   audio?: boolean;
+  /** B-frames between references; x264 veryfast's default (3) when not given. 0: none. */
+  bframes?: number;
 }
 
 const pendingStreams = new Map<string, Promise<string>>();
@@ -35,7 +38,8 @@ const pendingStreams = new Map<string, Promise<string>>();
  */
 export function makeTestStream(opts: TestStreamOptions): Promise<string> {
   const audio = opts.audio ?? true;
-  const name = `testsrc2-${opts.width}x${opts.height}-${opts.fps}fps-gop${opts.gopSeconds}s-${opts.seconds}s-${audio ? 'aac' : 'noaudio'}.flv`;
+  const bframes = opts.bframes === undefined ? '' : `-bf${opts.bframes}`;
+  const name = `testsrc2-${opts.width}x${opts.height}-${opts.fps}fps-gop${opts.gopSeconds}s-${opts.seconds}s-${audio ? 'aac' : 'noaudio'}${bframes}.flv`;
   const file = path.join(streamCacheDir, name);
   // Concurrent callers in one process share one encode.
   let pending = pendingStreams.get(file);
@@ -61,6 +65,7 @@ async function encodeTestStream(file: string, opts: TestStreamOptions, audio: bo
     '-t', String(opts.seconds),
     '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
     '-g', gop, '-keyint_min', gop, '-sc_threshold', '0',
+    ...(opts.bframes !== undefined ? ['-bf', String(opts.bframes)] : []),
     ...(audio ? ['-c:a', 'aac'] : []),
     '-f', 'flv', temporary,
   ];
@@ -109,4 +114,34 @@ export async function probe(file: string): Promise<ProbeResult> {
     })),
     duration: seconds(json.format?.duration),
   };
+}
+
+export interface DecodedImage {
+  codec: string;
+  width: number;
+  height: number;
+  /** Frames the decoder produced: exactly 1 for a whole image. */
+  frames: number;
+}
+
+/**
+ * Decodes a stored image with ffprobe (an independent decoder: not the ffmpeg that wrote it) and
+ * says what came out. Throws when ffprobe cannot read it at all.
+ */
+export async function decodeImage(bytes: Buffer, format: string): Promise<DecodedImage> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'decode-'));
+  const file = path.join(dir, `image.${format}`);
+  try {
+    await fs.promises.writeFile(file, bytes);
+    const result = await runTracked(
+      ffprobePath,
+      ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width,height,nb_read_frames', '-of', 'json', file],
+      30_000,
+    );
+    if (result.code !== 0) throw new Error(`ffprobe could not decode ${bytes.length} bytes of ${format} (exit ${result.code}): ${result.stderr.trim()}`);
+    const stream = (JSON.parse(result.stdout) as { streams?: Array<{ codec_name?: string; width?: number; height?: number; nb_read_frames?: string }> }).streams?.[0];
+    return { codec: stream?.codec_name ?? '', width: stream?.width ?? 0, height: stream?.height ?? 0, frames: Number(stream?.nb_read_frames ?? 0) };
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
 }

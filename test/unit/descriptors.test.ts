@@ -5,7 +5,7 @@
  * documented and what the descriptors set, and the laziness of the cloud SDKs in the bundles.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,6 @@ import { unwrapEvent } from '../../functions/scf-record/http-event';
 import { buildFunctions, type FunctionBuild } from '../../scripts/build';
 import { FUNCTIONS, LAZY_SDK_PACKAGES, ROOT, type FunctionName } from '../../scripts/lib/bundle-config';
 import { probeBundle, type ProbeReport } from '../../scripts/lib/bundle-probe';
-import { collectTree, readZip, writeZip } from '../../scripts/lib/zip';
 import { readConfig } from '../../shared/config';
 import { LAYER_FFMPEG_PATH } from '../../shared/ffmpeg/binary';
 import { startOssEmulator, type OssEmulator } from '../emulators/oss-emulator';
@@ -272,26 +271,51 @@ describe('bundles: cloud SDKs are separate files, loaded on first use only', () 
   });
 });
 
-describe('package zips (scripts/lib/zip.ts)', () => {
-  it('round-trips files, directories and the execute bit, byte for byte the same each time', async () => {
-    const tree = join(work, 'zip-tree');
-    await mkdir(join(tree, 'bin'), { recursive: true });
-    await writeFile(join(tree, 'index.js'), 'exports.handler = async () => 42;\n'.repeat(100));
-    await writeFile(join(tree, 'bin', 'tool'), Buffer.from([0, 1, 2, 3, 255]));
-    await chmod(join(tree, 'bin', 'tool'), 0o755);
-    const first = join(work, 'first.zip');
-    const second = join(work, 'second.zip');
-    await writeZip(first, await collectTree(tree));
-    await writeZip(second, await collectTree(tree));
-    expect(readFileSync(first).equals(readFileSync(second))).toBe(true);
+/**
+ * Relative file paths in a descriptor's text (comments included): tokens whose first segment is
+ * `.`, `..`, `dist` or an entry of the repository's root or of the function package, paths with a
+ * file extension, and bare document names (`README.md`). URLs and absolute, templated or
+ * cloud-resource strings are left out.
+ */
+function mentionedPaths(text: string, topLevel: Set<string>): string[] {
+  const found = new Set<string>();
+  for (const raw of text.replace(/[a-z][a-z0-9+.-]*:\/\/\S+/gi, ' ').split(/\s+/)) {
+    const token = raw.replace(/^[`'"([<]+/, '').replace(/[`'")\]>,.;:]+$/, '');
+    if (!/[A-Za-z]/.test(token) || /[:${}=<>*]/.test(token) || /^[/~-]/.test(token)) continue;
+    const first = token.split('/')[0]!;
+    const pathLike = token.includes('/') && (first === '.' || first === '..' || first === 'dist' || topLevel.has(first));
+    // A bare `index.js` or `manifest.json` names something in a package or a bucket; documents are files here.
+    const fileLike = token.includes('/') ? /^[\w./-]+\.(md|json|ya?ml|js|ts|sh)$/.test(token) : /^[\w.-]+\.(md|ya?ml)$/.test(token);
+    if (pathLike || fileLike) found.add(token);
+  }
+  return [...found].sort();
+}
 
-    const entries = readZip(readFileSync(first));
-    expect(entries.map((e) => [e.name, (e.mode & 0o777).toString(8)])).toEqual([
-      ['bin/', '755'],
-      ['bin/tool', '755'],
-      ['index.js', '644'],
-    ]);
-    expect(entries[1]!.data).toEqual(Buffer.from([0, 1, 2, 3, 255]));
-    expect(entries[2]!.data.toString()).toBe('exports.handler = async () => 42;\n'.repeat(100));
+describe('paths the descriptors mention', () => {
+  const topLevel = (build: FunctionBuild) => new Set([...readdirSync(ROOT), ...readdirSync(build.dir)]);
+  /** Found in the repository, in the package (`bin/ffmpeg`, `index.js`), or, for `dist/…`, in the build output. */
+  const exists = (path: string, build: FunctionBuild) => {
+    const inDist = path.replace(/^\.\//, '').match(/^dist\/(.*)$/);
+    if (inDist) return existsSync(join(work, 'dist', inDist[1]!));
+    return existsSync(join(ROOT, path)) || existsSync(join(build.dir, path));
+  };
+
+  it('finds relative paths and leaves URLs, cloud resources and arithmetic alone', () => {
+    const text = [
+      '# Deploy guide: docs/deploy.md. Reference (devsapp/fc3 docs/zh/yaml/readme.md), https://github.com/x/y/blob/HEAD/docs/a.md',
+      '  code: ./dist/fc-snapshot   # index.js and bin/ffmpeg; stops min(10 s, timeout/3) early; acs:ram::1:role/x; /opt/bin/ffmpeg',
+      '# manifest.json in the bucket; see README.md, "Deploying"; Node.js 20',
+    ].join('\n');
+    expect(mentionedPaths(text, new Set(['docs', 'bin']))).toEqual(['./dist/fc-snapshot', 'README.md', 'bin/ffmpeg', 'docs/deploy.md', 'docs/zh/yaml/readme.md']);
+  });
+
+  it.each([
+    ['s.yaml', 'fc-snapshot'],
+    ['serverless.yml', 'scf-record'],
+  ] as const)('%s names only files that exist', (descriptor, fn) => {
+    const build = builds[fn];
+    const paths = mentionedPaths(readText(descriptor), topLevel(build));
+    expect(paths.length).toBeGreaterThan(0);
+    expect(paths.filter((path) => !exists(path, build))).toEqual([]);
   });
 });

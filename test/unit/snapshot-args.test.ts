@@ -1,29 +1,36 @@
 import { describe, expect, it } from 'vitest';
-import { networkInputArgs, supervisedRunArgs } from '../../shared/ffmpeg/args';
-import { selectExpression, snapshotFileName, snapshotFilter, snapshotRunArgs, snapshotSlot, streamTimeFromFileName } from '../../shared/snapshot/args';
-import { imageEncoderArgs, jpegQscale } from '../../shared/snapshot/image-format';
+import { networkInputArgs } from '../../shared/ffmpeg/args';
+import { imageEncoderArgs, imageFilters, jpegQscale, VIDEO_TO_FULL_RANGE_FILTER } from '../../shared/images/format';
+import {
+  imagerArgs,
+  imagerFilter,
+  KeyframeSelector,
+  parseSnapshotFileName,
+  selectExpression,
+  snapshotFileName,
+  snapshotSlot,
+  type ImagerPlan,
+} from '../../shared/snapshot/args';
+import { describeSourceFailure, streamPullArgs, type StreamPullExit } from '../../shared/sources/stream-pull';
 
-const plan = {
-  sourceUrl: 'rtmp://live.example.com/app/stream',
-  mode: 'keyframes' as const,
+const plan: ImagerPlan = {
+  mode: 'keyframes',
   intervalSec: 1,
-  format: 'jpg' as const,
-  ioTimeoutSec: 15,
+  anchorSec: 0.067,
+  afterSlot: -1,
+  format: 'jpg',
   workDir: '/tmp/job',
   run: 2,
 };
 
-describe('snapshotRunArgs', () => {
-  it('decodes keyframes only in keyframe mode and passes the URL as one argument', () => {
-    const args = snapshotRunArgs(plan);
-    expect(args.slice(args.indexOf('-skip_frame'), args.indexOf('-skip_frame') + 2)).toEqual(['-skip_frame', 'nokey']);
-    expect(args.indexOf('-skip_frame')).toBeLessThan(args.indexOf('-i'));
-    expect(args[args.indexOf('-i') + 1]).toBe(plan.sourceUrl);
-    expect(args.at(-1)).toBe('/tmp/job/r2-%d.jpg');
-  });
-
-  it('decodes every frame in full mode', () => {
-    expect(snapshotRunArgs({ ...plan, mode: 'all' })).not.toContain('-skip_frame');
+describe('streamPullArgs', () => {
+  it('remuxes the video untouched to FLV on fd 3, flushing every packet, and passes the URL as one argument', () => {
+    const url = 'rtmp://live.example.com/app/stream?auth_key=x y';
+    const args = streamPullArgs({ url, ioTimeoutSec: 15 });
+    expect(args[args.indexOf('-i') + 1]).toBe(url);
+    expect(args.slice(args.indexOf('-map'))).toEqual(['-map', '0:v:0', '-c', 'copy', '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3']);
+    expect(args).not.toContain('-skip_frame');
+    expect(args.slice(args.indexOf('-rw_timeout'), args.indexOf('-rw_timeout') + 2)).toEqual(['-rw_timeout', '15000000']);
   });
 
   it('restricts ffmpeg to the protocols of the source scheme', () => {
@@ -36,45 +43,78 @@ describe('snapshotRunArgs', () => {
     expect(whitelistOf('https://h/live.m3u8')).toBe('http,https,tls,tcp,crypto');
     for (const url of ['rtmp://h/a/s', 'https://h/x.flv']) expect(whitelistOf(url)).not.toMatch(/file|concat|pipe|data|subfile|udp/);
   });
+});
 
-  it('puts the liveness probe first so -progress counts received packets', () => {
-    const args = snapshotRunArgs(plan);
-    const probe = args.indexOf('null');
-    expect(args.slice(probe - 5, probe + 2)).toEqual(['-map', '0:v:0', '-c', 'copy', '-f', 'null', '-']);
-    expect(probe).toBeLessThan(args.indexOf('-vf'));
-    expect(args.slice(0, supervisedRunArgs().length)).toEqual(supervisedRunArgs());
+describe('describeSourceFailure', () => {
+  const exit = (over: Partial<StreamPullExit>): StreamPullExit => ({ code: 1, signal: null, escalation: 'none', frames: 0, stderrTail: [], packets: 0, ...over });
+  it('says what happened in words a user can act on', () => {
+    expect(describeSourceFailure(exit({ stderrTail: ['[tcp @ 0x1] Connection to tcp://127.0.0.1:1935 failed: Connection refused'] }), 30)).toBe(
+      'nothing is listening at 127.0.0.1:1935 (connection refused)',
+    );
+    expect(describeSourceFailure(exit({ stopCause: 'no-first-frame', code: null, signal: 'SIGKILL' }), 30)).toBe(
+      'connected, but no video arrived within connect_timeout (30 s): nothing is being published at this URL',
+    );
+    expect(describeSourceFailure(exit({ stderrTail: ['http://h/x.flv: Server returned 404 Not Found'] }), 30)).toMatch(/nothing is being published/);
+    expect(describeSourceFailure(exit({ stderrTail: ['Server error: Stream not found'] }), 30)).toMatch(/nothing is being published/);
+    expect(describeSourceFailure(exit({ unusable: 'not H.264' }), 30)).toBe('not H.264');
   });
+});
 
-  it('writes atomically, named by stream time in ms, without frame duplication', () => {
-    const args = snapshotRunArgs(plan);
+describe('imagerArgs', () => {
+  it('reads FLV we feed on fd 3, keeps its timestamps, and names each image by its pts in ms', () => {
+    const args = imagerArgs(plan);
+    expect(args.slice(args.indexOf('-probesize'), args.indexOf('-i') + 2)).toEqual(['-probesize', '32', '-analyzeduration', '0', '-copyts', '-f', 'flv', '-i', 'pipe:3']);
     expect(args).toEqual(expect.arrayContaining(['-atomic_writing', '1', '-frame_pts', '1']));
     expect(args.slice(args.indexOf('-vsync'), args.indexOf('-vsync') + 4)).toEqual(['-vsync', 'vfr', '-r', '1000']);
+    expect(args.at(-1)).toBe('/tmp/job/r2-%d.jpg');
+    // Decoder single-threaded, before the input.
+    expect(args.indexOf('-threads')).toBeLessThan(args.indexOf('-i'));
   });
 
-  it("reads stream times back from this run's file names only", () => {
+  it('selects nothing itself when fed chosen keyframes; selects on the grid when decoding everything', () => {
+    expect(imagerFilter(plan)).toBe(VIDEO_TO_FULL_RANGE_FILTER);
+    expect(imagerFilter({ ...plan, format: 'png' })).toBeUndefined();
+    expect(imagerFilter({ ...plan, mode: 'all', afterSlot: 4, width: 640 })).toBe(
+      `select='${selectExpression(1, 0.067, 4)}',scale=640:-2:flags=bicubic,${VIDEO_TO_FULL_RANGE_FILTER}`,
+    );
+  });
+
+  it('continues the keyframe grid in a full decode, after the last slot taken', () => {
+    expect(selectExpression(1.5, 2, 3)).toBe(
+      'if(isnan(prev_selected_t),gt(floor((t-2)/1.5+0.001),3),gt(floor((t-2)/1.5+0.001),floor((prev_selected_t-2)/1.5+0.001)))',
+    );
+  });
+
+  it("reads run and stream time back from snapshot file names only", () => {
     expect(snapshotFileName(2, 'jpg', 10023)).toBe('r2-10023.jpg');
-    expect(streamTimeFromFileName('r2-10023.jpg', 2, 'jpg')).toBe(10023);
-    expect(streamTimeFromFileName('r2--40.jpg', 2, 'jpg')).toBe(-40);
-    for (const other of ['r1-10023.jpg', 'r2-10023.png', 'r2-10023.jpg.tmp', 'r12-5.jpg', 'xr2-5.jpg']) {
-      expect(streamTimeFromFileName(other, 2, 'jpg')).toBeUndefined();
+    expect(parseSnapshotFileName('r2-10023.jpg', 'jpg')).toEqual({ run: 2, ms: 10023 });
+    expect(parseSnapshotFileName('r12--40.jpg', 'jpg')).toEqual({ run: 12, ms: -40 });
+    for (const other of ['r2-10023.png', 'r2-10023.jpg.tmp', 'xr2-5.jpg', 'owner.json', 'runs.jsonl']) {
+      expect(parseSnapshotFileName(other, 'jpg')).toBeUndefined();
     }
   });
 });
 
-describe('snapshot filter', () => {
-  it('selects on an interval grid and scales keeping the aspect ratio', () => {
-    expect(snapshotFilter({ intervalSec: 2, mode: 'all', width: 640 })).toBe(`select='${selectExpression(2, 'all')}',scale=640:-2:flags=bicubic`);
-    expect(snapshotFilter({ intervalSec: 2, mode: 'all' })).not.toContain('scale');
+describe('KeyframeSelector', () => {
+  it('takes one keyframe per slot of the grid anchored at the first', () => {
+    const selector = new KeyframeSelector(1, 67);
+    const taken = [67, 1067, 2067, 2567, 3067, 4100, 4600].filter((pts) => selector.offer(pts).take);
+    expect(taken).toEqual([67, 1067, 2067, 3067, 4100]);
   });
 
-  it('anchors the grid at the first selected frame', () => {
-    expect(selectExpression(1.5, 'all')).toBe(
-      'if(isnan(prev_selected_t),st(0,t)*0+1,gt(floor((t-ld(0))/1.5+0.001),floor((prev_selected_t-ld(0))/1.5+0.001))*gte(t-prev_selected_t,0))',
-    );
-    expect(selectExpression(2, 'keyframes')).toContain('gte(t-prev_selected_t,1.2)');
+  it('takes every other keyframe when they come twice per interval', () => {
+    const selector = new KeyframeSelector(2, 0);
+    expect([0, 1000, 2000, 3000, 4000, 5000, 6000].filter((pts) => selector.offer(pts).take)).toEqual([0, 2000, 4000, 6000]);
   });
 
-  it('mirrors the slot formula in JS', () => {
+  it('reports the slots missed when keyframes are sparser than the interval', () => {
+    const selector = new KeyframeSelector(1, 0);
+    expect(selector.offer(0).missedSlots).toBe(0);
+    expect(selector.offer(4000)).toEqual({ take: true, slot: 4, missedSlots: 3 });
+    expect(selector.lastSlot).toBe(4);
+  });
+
+  it('mirrors the slot formula used to name images', () => {
     expect(snapshotSlot(10.023, 0.023, 1, 'all')).toBe(10);
     expect(snapshotSlot(10.53, 0.023, 1, 'keyframes')).toBe(11);
     expect(snapshotSlot(10.4, 0.023, 1, 'keyframes')).toBe(10);
@@ -82,11 +122,13 @@ describe('snapshot filter', () => {
 });
 
 describe('image encoders', () => {
-  it('maps quality 1-100 onto mjpeg qscale 31-2', () => {
+  it('maps quality 1-100 onto mjpeg qscale 31-2, single-threaded, full-range JFIF without swscale', () => {
     expect(jpegQscale(100)).toBe(2);
     expect(jpegQscale(1)).toBe(31);
-    expect(imageEncoderArgs('jpg', 100)).toEqual(['-c:v', 'mjpeg', '-pix_fmt', 'yuvj420p', '-sws_flags', 'neighbor', '-q:v', '2']);
-    expect(imageEncoderArgs('webp', 70)).toEqual(['-c:v', 'libwebp', '-lossless', '0', '-quality', '70']);
-    expect(imageEncoderArgs('png')).toEqual(['-c:v', 'png']);
+    expect(imageEncoderArgs('jpg', 100)).toEqual(['-threads', '1', '-c:v', 'mjpeg', '-strict', '-1', '-pix_fmt', 'yuv420p', '-color_range', 'jpeg', '-q:v', '2']);
+    expect(imageFilters('jpg')).toEqual([VIDEO_TO_FULL_RANGE_FILTER]);
+    expect(imageEncoderArgs('webp', 70)).toEqual(['-threads', '1', '-c:v', 'libwebp', '-lossless', '0', '-quality', '70']);
+    expect(imageEncoderArgs('png')).toEqual(['-threads', '1', '-c:v', 'png']);
+    expect(imageFilters('png')).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { rm, stat } from 'node:fs/promises';
 import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/types';
 
-export interface SnapshotRecord {
+export interface ImageRecord {
   seq: number;
   key: string;
   /** Seconds on the source's clock within its connection (run). */
@@ -10,6 +10,8 @@ export interface SnapshotRecord {
   run: number;
   /** The moment the key names (ms). */
   timeMs: number;
+  /** When the frame's packet (or raw frame) reached us (ms), when known: how fresh the image is. */
+  receivedAt?: number;
   /** When ffmpeg finished writing the file (ms, file mtime). */
   writtenAt: number;
   uploadedAt?: number;
@@ -27,20 +29,20 @@ export interface UploaderOptions {
   /** Aborts retry waits once the flush budget is spent. */
   signal?: AbortSignal;
   logger: Logger;
-  onSettled?: (record: SnapshotRecord) => void;
+  onSettled?: (record: ImageRecord) => void;
 }
 
 interface Task {
-  record: SnapshotRecord;
+  record: ImageRecord;
   filePath: string;
 }
 
 /**
- * Uploads snapshots as they appear, a few at a time, and deletes each local file once
+ * Uploads images (the snapshot function's, and a recording's snapshots) as they appear, a few at a time, and deletes each local file once
  * stored, so disk holds only what is not yet uploaded. A failed snapshot keeps its
  * file for one more try at flush time.
  */
-export class SnapshotUploader {
+export class ImageUploader {
   private readonly queue: Task[] = [];
   private readonly failed: Task[] = [];
   private active = 0;
@@ -54,7 +56,7 @@ export class SnapshotUploader {
     private readonly options: UploaderOptions,
   ) {}
 
-  enqueue(record: SnapshotRecord, filePath: string): void {
+  enqueue(record: ImageRecord, filePath: string): void {
     this.queue.push({ record, filePath });
     this.pump();
   }
@@ -119,7 +121,7 @@ export class SnapshotUploader {
   }
 
   /** Serialised, and skipped when a newer snapshot has already taken `latest`. */
-  private updateLatest(record: SnapshotRecord, filePath: string): Promise<void> {
+  private updateLatest(record: ImageRecord, filePath: string): Promise<void> {
     const latestKey = this.options.latestKey!;
     const step = this.latestChain.then(async () => {
       if (record.seq !== this.newestLatestSeq) return;

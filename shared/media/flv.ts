@@ -1,0 +1,119 @@
+/**
+ * A streaming FLV reader: cuts a byte stream into whole tags, so a tag is only ever passed on
+ * complete. Used between the network reader (ffmpeg remuxing the source to FLV) and the imager,
+ * which then gets only whole packets and sees a clean end of input when we stop.
+ */
+
+export const FLV_HEADER_BYTES = 9;
+const PREVIOUS_TAG_SIZE_BYTES = 4;
+const TAG_HEADER_BYTES = 11;
+export const FLV_TAG_AUDIO = 8;
+export const FLV_TAG_VIDEO = 9;
+export const FLV_TAG_SCRIPT = 18;
+const AVC_CODEC_ID = 7;
+/** A tag larger than this is not an FLV we understand; refusing it bounds memory. */
+const MAX_TAG_DATA_BYTES = 16 * 1024 * 1024;
+
+export interface FlvTag {
+  type: number;
+  /** Decode time in ms (the tag timestamp, 32 bits with its extension byte). */
+  dts: number;
+  /** Tag header + data + the following previous-tag-size: the tag exactly as it is re-sent. */
+  bytes: Buffer;
+  /** The data part (a view into `bytes`). */
+  data: Buffer;
+}
+
+export interface VideoTagInfo {
+  codecId: number;
+  keyframe: boolean;
+  /** For AVC: 0 sequence header, 1 NAL units, 2 end of sequence. */
+  avcPacketType?: number;
+  /** Presentation time in ms: dts + the AVC composition time. */
+  pts: number;
+}
+
+export class FlvFormatError extends Error {}
+
+/** Splits pushed chunks into the FLV file header and whole tags. */
+export class FlvTagReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private header: Buffer | undefined;
+
+  /** The 9-byte file header plus the first previous-tag-size, once seen. */
+  get fileHeader(): Buffer | undefined {
+    return this.header;
+  }
+
+  /** Bytes received but not yet part of a whole tag. */
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  push(chunk: Buffer): FlvTag[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const tags: FlvTag[] = [];
+    if (!this.header) {
+      const headerBytes = FLV_HEADER_BYTES + PREVIOUS_TAG_SIZE_BYTES;
+      if (this.pendingBytes < headerBytes) return tags;
+      const head = this.take(headerBytes);
+      if (head.toString('latin1', 0, 3) !== 'FLV') throw new FlvFormatError('not an FLV stream');
+      this.header = head;
+    }
+    while (this.pendingBytes >= TAG_HEADER_BYTES) {
+      const head = this.peek(TAG_HEADER_BYTES);
+      const dataSize = head.readUIntBE(1, 3);
+      if (dataSize > MAX_TAG_DATA_BYTES) throw new FlvFormatError(`FLV tag of ${dataSize} bytes is too large`);
+      const total = TAG_HEADER_BYTES + dataSize + PREVIOUS_TAG_SIZE_BYTES;
+      if (this.pendingBytes < total) break;
+      const bytes = this.take(total);
+      tags.push({
+        type: bytes[0]! & 0x1f,
+        dts: (bytes.readUIntBE(4, 3) | (bytes[7]! << 24)) >>> 0,
+        bytes,
+        data: bytes.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + dataSize),
+      });
+    }
+    return tags;
+  }
+
+  private peek(length: number): Buffer {
+    if (this.pending[0]!.length < length) this.pending = [Buffer.concat(this.pending)];
+    return this.pending[0]!.subarray(0, length);
+  }
+
+  private take(length: number): Buffer {
+    const joined = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const taken = joined.subarray(0, length);
+    const rest = joined.subarray(length);
+    this.pending = rest.length > 0 ? [rest] : [];
+    this.pendingBytes = rest.length;
+    // A copy, so a kept tag does not pin the rest of a large chunk in memory.
+    return Buffer.from(taken);
+  }
+}
+
+export function videoTagInfo(tag: FlvTag): VideoTagInfo | undefined {
+  if (tag.type !== FLV_TAG_VIDEO || tag.data.length < 1) return undefined;
+  const first = tag.data[0]!;
+  const codecId = first & 0x0f;
+  const keyframe = first >> 4 === 1;
+  if (codecId !== AVC_CODEC_ID || tag.data.length < 5) return { codecId, keyframe, pts: tag.dts };
+  // Composition time: signed 24-bit.
+  const cts = (tag.data.readIntBE(2, 3));
+  return { codecId, keyframe, avcPacketType: tag.data[1], pts: tag.dts + cts };
+}
+
+export const isAvc = (info: VideoTagInfo | undefined) => info?.codecId === AVC_CODEC_ID;
+
+/** A copy of `tag` with its data replaced (sizes updated); timestamps and type are kept. */
+export function withTagData(tag: FlvTag, data: Buffer): FlvTag {
+  const bytes = Buffer.alloc(TAG_HEADER_BYTES + data.length + PREVIOUS_TAG_SIZE_BYTES);
+  tag.bytes.copy(bytes, 0, 0, TAG_HEADER_BYTES);
+  bytes.writeUIntBE(data.length, 1, 3);
+  data.copy(bytes, TAG_HEADER_BYTES);
+  bytes.writeUInt32BE(TAG_HEADER_BYTES + data.length, TAG_HEADER_BYTES + data.length);
+  return { type: tag.type, dts: tag.dts, bytes, data: bytes.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + data.length) };
+}

@@ -1,20 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { isIP } from 'node:net';
 import { CallbackError } from './errors';
+import { isMetadataAddress } from './network-guard';
 import { redactUrls } from './redact';
 import { withRetry } from './retry';
-
-/** Cloud instance-metadata services: a callback must never be a way to read them. */
-const METADATA_HOSTS = new Set(['100.100.100.200', 'metadata.tencentyun.com', 'metadata.google.internal']);
-
-export function isMetadataAddress(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
-  if (METADATA_HOSTS.has(bare)) return true;
-  if (isIP(bare) === 4) return bare.startsWith('169.254.');
-  if (isIP(bare) === 6) return bare.startsWith('fe80:') || bare === 'fd00:ec2::254' || bare.startsWith('::ffff:169.254.');
-  return false;
-}
 
 /** Why a callback URL is refused, or null. Checked at validation and again on every resolved address. */
 export function callbackUrlProblem(raw: string): string | null {

@@ -1,3 +1,5 @@
+import { isMetadataAddress } from './network-guard';
+
 /**
  * What a user-supplied media URL may be. Checked before anything is spawned, and
  * mirrored by ffmpeg's own -protocol_whitelist so nested opens (HLS segments,
@@ -26,6 +28,7 @@ export function sourceUrlProblem(raw: string): string | null {
     return 'is not a valid URL';
   }
   if (!raw.toLowerCase().startsWith(`${scheme}://`) || url.hostname === '') return 'must include a host';
+  if (isMetadataAddress(url.hostname)) return 'must not point at a cloud metadata or link-local address';
   return null;
 }
 

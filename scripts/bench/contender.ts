@@ -1,7 +1,7 @@
 /**
  * One side of `npm run bench:snapshot`, run in its own process so its CPU (and its
  * children's) can be read from /proc without the other side's.
- *   contender.ts seed <rtmp-url> <out-dir>        the public sample's ffmpeg command
+ *   contender.ts seed <rtmp-url> <out-dir>        the original rtmp-snapshot sample's ffmpeg command
  *   contender.ts function <event-json>            this project's FC handler
  * Stops on SIGUSR2 (the seed never stops on its own); prints one JSON line.
  */
@@ -36,10 +36,16 @@ async function runFunction(eventJson: string): Promise<unknown> {
 async function main() {
   const [mode, ...args] = process.argv.slice(2);
   const before = cpuSeconds();
+  // A reading whenever the parent asks (SIGUSR1), so it can take a steady-state window without
+  // start-up and the end, and the readings cost nothing in between.
+  const samples: Array<{ at: number; self: number; children: number }> = [];
+  const sample = () => samples.push({ at: Date.now(), ...cpuSeconds() });
+  process.on('SIGUSR1', sample);
   const outcome = mode === 'seed' ? await runSeed(args[0]!, args[1]!) : await runFunction(args[0]!);
+  sample();
   const after = cpuSeconds();
   process.stdout.write(
-    JSON.stringify({ ...(outcome as object), cpu: { self: after.self - before.self, children: after.children - before.children } }) + '\n',
+    JSON.stringify({ ...(outcome as object), cpu: { self: after.self - before.self, children: after.children - before.children }, samples }) + '\n',
   );
 }
 

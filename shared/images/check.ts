@@ -30,15 +30,15 @@ export function imageProblem(format: ImageFormat, size: number, head: Buffer, ta
   }
 }
 
-export async function imageFileProblem(format: ImageFormat, path: string): Promise<{ problem: string | null; bytes: number }> {
+export async function imageFileProblem(format: ImageFormat, path: string): Promise<{ problem: string | null; bytes: number; modifiedAt: number }> {
   const file = await open(path, 'r');
   try {
-    const { size } = await file.stat();
+    const { size, mtimeMs } = await file.stat();
     const head = Buffer.alloc(Math.min(EDGE_BYTES, size));
     const tail = Buffer.alloc(Math.min(EDGE_BYTES, size));
     await file.read(head, 0, head.length, 0);
     await file.read(tail, 0, tail.length, size - tail.length);
-    return { problem: imageProblem(format, size, head, tail), bytes: size };
+    return { problem: imageProblem(format, size, head, tail), bytes: size, modifiedAt: mtimeMs };
   } finally {
     await file.close();
   }

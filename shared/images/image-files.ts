@@ -30,7 +30,10 @@ export class ImageDirectory {
     private readonly dir: string,
     private readonly options: ImageDirectoryOptions,
   ) {
-    this.watcher = watch(dir, () => this.requestScan());
+    // ffmpeg's writes to its temporary file notify too; only a finished image's name matters.
+    this.watcher = watch(dir, (_event, name) => {
+      if (name === null || options.orderOf(String(name)) !== undefined) this.requestScan();
+    });
     this.watcher.on('error', (error) => options.logger.warn('watching the image directory failed; scanning on a timer', { error }));
     this.timer = setInterval(() => this.requestScan(), SAFETY_SCAN_MS);
   }

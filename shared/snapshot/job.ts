@@ -1,8 +1,9 @@
-import { appendFile, rm, stat } from 'node:fs/promises';
+import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deliverCallback, type CallbackOutcome } from '../callback';
 import type { Logger } from '../log';
 import type { FlvTag, VideoTagInfo } from '../media/flv';
+import { metadataResolutionProblem } from '../network-guard';
 import { redactUrls } from '../redact';
 import { sleep } from '../retry';
 import { describeSourceFailure, StreamPull, type StreamPullExit } from '../sources/stream-pull';
@@ -120,6 +121,8 @@ const MAX_IMAGER_STARTS_PER_RUN = 4;
 const MAX_DISCARDED_LISTED = 100;
 /** Time given to finishing a dead invocation's uploads before this one starts. */
 const RECOVERY_BUDGET_MS = 20_000;
+/** How long packets may flow without a keyframe before we decode every frame (at least 3 intervals). */
+const MIN_KEYFRAME_WAIT_MS = 6_000;
 
 /**
  * Pulls a live stream and stores a snapshot every `intervalSec`, uploading each as soon as it
@@ -157,6 +160,8 @@ interface RunState {
   waitForKeyframe: boolean;
   /** pts → when the packet arrived and (keyframe selection) which slot it fills. */
   forwarded: Map<number, { receivedAt: number; slot?: number }>;
+  startedAt: number;
+  lastKeyframeAt?: number;
   stop?: () => void;
 }
 
@@ -176,10 +181,12 @@ class SnapshotCapture {
   private stopReason: StopReason | undefined;
   private current: RunState | undefined;
   private mode: DecodeMode = 'keyframes';
+  private modeSwitched = false;
   private skippedSlots = 0;
   private forwardedKeyframes = 0;
   private lastFrameAt: number | undefined;
   private firstError: string | undefined;
+  private errorCode = 'SourceUnavailable';
   private readonly startedAt = Date.now();
   private manifestKeyWritten: string | null = null;
 
@@ -265,8 +272,16 @@ class SnapshotCapture {
     let reconnects = 0;
     let lastReconnectLog = 0;
     for (let run = 0; !this.stopReason; run++) {
+      // Checked before every connection: a name may start resolving elsewhere at any time.
+      const forbidden = await metadataResolutionProblem(new URL(this.job.sourceUrl).hostname);
+      if (forbidden) return this.fail(`the source host ${forbidden}; refused`, 'ForbiddenSource');
       const exit = await this.captureRun(run, Math.max(1_000, windowEnd() - Date.now()), idleMs);
       if (this.stopReason) return;
+      if (this.modeSwitched) {
+        // A full decode needs every packet, which this connection was not passing on.
+        this.modeSwitched = false;
+        continue;
+      }
       const everConnected = this.lastFrameAt !== undefined;
       if (exit.unusable || exit.spawnError) return this.fail(describeSourceFailure(exit, this.job.connectTimeoutSec));
       if (exit.stopCause === 'stalled') return this.endCapture('idle');
@@ -295,14 +310,15 @@ class SnapshotCapture {
     this.stopReason ??= reason;
   }
 
-  private fail(message: string): void {
+  private fail(message: string, code = 'SourceUnavailable'): void {
     this.firstError = message;
+    this.errorCode = code;
     this.stopReason ??= 'error';
   }
 
   /** One connection: packets are relayed to the imager as they arrive, images are stored as they appear. */
   private async captureRun(run: number, firstFrameTimeoutMs: number, stallTimeoutMs: number): Promise<StreamPullExit> {
-    const state: RunState = { run, imagers: [], waitForKeyframe: true, forwarded: new Map() };
+    const state: RunState = { run, imagers: [], waitForKeyframe: true, forwarded: new Map(), startedAt: Date.now() };
     this.current = state;
     const images = new ImageDirectory(this.workDir, {
       orderOf: (name) => {
@@ -316,11 +332,22 @@ class SnapshotCapture {
       ffmpegPath: this.runtime.ffmpegPath,
       url: this.job.sourceUrl,
       ioTimeoutSec: this.job.idleTimeoutSec + 5,
+      keyframesOnly: this.mode === 'keyframes',
       liveness: { firstFrameTimeoutMs, stallTimeoutMs },
       env: workDirEnv(this.workDir),
       onHeader: (header) => (state.fileHeader = header),
       onVideoTag: (tag, info) => this.onVideoTag(state, tag, info),
     });
+    // Packets flowing but no IDR keyframe passed on: keyframes too sparse, or an open-GOP encoder
+    // whose keyframes are not IDR pictures. Either way only a full decode gets pictures.
+    const keyframeWatch = this.mode === 'keyframes'
+      ? setInterval(() => {
+          const waitedMs = Date.now() - (state.lastKeyframeAt ?? state.startedAt);
+          if (pull.packetsReceived > 0 && waitedMs > Math.max(3 * this.job.intervalSec * 1000, MIN_KEYFRAME_WAIT_MS)) {
+            this.switchToFullDecode(state, 'no keyframe for a while although packets arrive');
+          }
+        }, 1_000)
+      : undefined;
     let stopped = false;
     state.stop = () => {
       if (stopped) return;
@@ -332,6 +359,7 @@ class SnapshotCapture {
     };
     if (this.stopReason) state.stop();
     const exit = await pull.exited;
+    clearInterval(keyframeWatch);
     state.stop();
     const imagerExits = await Promise.all(state.imagers.map((imager) => imager.finish()));
     await images.close();
@@ -362,25 +390,23 @@ class SnapshotCapture {
       state.anchor = { wallMs: now, ptsMs: info.pts };
       void this.noteRun(state);
     }
-    let slot: number | undefined;
-    if (this.mode === 'keyframes') {
-      if (!info.keyframe) return;
-      state.selector ??= new KeyframeSelector(this.job.intervalSec, state.anchor.ptsMs);
-      const decision = state.selector.offer(info.pts);
-      this.skippedSlots += decision.missedSlots;
-      if (this.skippedSlots >= SKIPPED_SLOTS_BEFORE_FULL_DECODE) {
-        this.log.info('keyframes too sparse for the interval; decoding every frame');
-        this.mode = 'all';
-        void this.noteRun(state);
-        void state.imager?.finish();
-        state.imager = undefined;
-      } else if (!decision.take) {
-        return;
-      } else {
-        slot = decision.slot;
-      }
-    }
-    this.forward(state, tag, info, now, slot);
+    if (info.keyframe) state.lastKeyframeAt = now;
+    if (this.mode === 'all') return this.forward(state, tag, info, now, undefined);
+    if (!info.keyframe) return;
+    state.selector ??= new KeyframeSelector(this.job.intervalSec, state.anchor.ptsMs);
+    const decision = state.selector.offer(info.pts);
+    this.skippedSlots += decision.missedSlots;
+    if (this.skippedSlots >= SKIPPED_SLOTS_BEFORE_FULL_DECODE) return this.switchToFullDecode(state, 'keyframes too sparse for the interval');
+    if (decision.take) this.forward(state, tag, info, now, decision.slot);
+  }
+
+  /** From here on every frame is decoded, on a new connection that passes every packet on. */
+  private switchToFullDecode(state: RunState, why: string): void {
+    if (this.mode === 'all') return;
+    this.log.info(`${why}; decoding every frame`);
+    this.mode = 'all';
+    this.modeSwitched = true;
+    state.stop?.();
   }
 
   private forward(state: RunState, tag: FlvTag, info: VideoTagInfo, receivedAt: number, slot: number | undefined): void {
@@ -444,7 +470,7 @@ class SnapshotCapture {
       return;
     }
     const streamTime = ms / 1000;
-    const { problem, bytes } = await imageFileProblem(this.job.format, filePath);
+    const { problem, bytes, modifiedAt } = await imageFileProblem(this.job.format, filePath);
     if (problem) {
       this.discardedCount++;
       const entry = { run: state.run, stream_time: streamTime, reason: problem };
@@ -471,7 +497,7 @@ class SnapshotCapture {
       run: state.run,
       timeMs,
       receivedAt: forwarded?.receivedAt,
-      writtenAt: (await stat(filePath)).mtimeMs,
+      writtenAt: modifiedAt,
       bytes,
       attempts: 0,
       status: 'pending',
@@ -562,7 +588,7 @@ class SnapshotCapture {
       started_at: new Date(this.startedAt).toISOString(),
       ended_at: new Date().toISOString(),
     };
-    if (stopReason === 'error') result.error = { code: 'SourceUnavailable', message: redactUrls(this.firstError ?? 'capture failed') };
+    if (stopReason === 'error') result.error = { code: this.errorCode, message: redactUrls(this.firstError ?? 'capture failed') };
     if (this.job.callbackUrl) {
       result.callback = await deliverCallback(this.job.callbackUrl, result, { secret: this.runtime.callbackSecret, signal: this.flushAbort.signal });
       result.ended_at = new Date().toISOString();

@@ -1,4 +1,4 @@
-import { networkInputArgs } from '../ffmpeg/args';
+import { inputLivenessProbeArgs, networkInputArgs } from '../ffmpeg/args';
 import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
 import { FlvFormatError, FlvTagReader, FLV_TAG_VIDEO, isAvc, videoTagInfo, type FlvTag, type VideoTagInfo } from '../media/flv';
 
@@ -14,6 +14,8 @@ export interface StreamPullOptions {
   url: string;
   /** ffmpeg's own I/O timeout; a backstop for the liveness watchdog. */
   ioTimeoutSec: number;
+  /** Deliver IDR keyframes only (see streamPullArgs). */
+  keyframesOnly: boolean;
   /** Before the first packet: give up after firstPacketTimeoutMs; after it: when none came for stallTimeoutMs. */
   liveness: { firstFrameTimeoutMs: number; stallTimeoutMs: number };
   env?: Record<string, string>;
@@ -26,16 +28,25 @@ export interface StreamPullOptions {
 export interface StreamPullExit extends FfmpegExit {
   /** Set when the stream could not be used as delivered (not FLV, not H.264). */
   unusable?: string;
-  /** Video packets delivered. */
+  /** Video packets received (passed on or not). */
   packets: number;
 }
 
-/** Pull, remux, no decode: the video stream as FLV on fd 3, every packet flushed as it comes. */
-export function streamPullArgs(options: { url: string; ioTimeoutSec: number }): string[] {
+/**
+ * Pull, remux, no decode: the video stream as FLV on fd 3, every packet flushed as it comes.
+ * `keyframesOnly` strips every slice that is not part of an IDR picture (NAL types 1–4), so the
+ * packets in between shrink to nothing and are not written: we then relay a few keyframes a
+ * second instead of the whole bitrate, which cost Node more than everything else it does. The
+ * null output comes first so that `-progress frame=` still counts every packet received
+ * (liveness), not only the keyframes passed on.
+ */
+export function streamPullArgs(options: { url: string; ioTimeoutSec: number; keyframesOnly: boolean }): string[] {
   return [
     '-hide_banner', '-nostats', '-loglevel', 'error', '-progress', 'pipe:1',
     ...networkInputArgs({ url: options.url, ioTimeoutSec: options.ioTimeoutSec }),
+    ...inputLivenessProbeArgs(),
     '-map', '0:v:0', '-c', 'copy',
+    ...(options.keyframesOnly ? ['-bsf:v', 'filter_units=remove_types=1-4'] : []),
     '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3',
   ];
 }
@@ -45,7 +56,7 @@ export class StreamPull {
   private readonly ffmpeg: FfmpegProcess;
   private readonly reader = new FlvTagReader();
   private unusable: string | undefined;
-  private packets = 0;
+  private delivered = 0;
 
   constructor(private readonly options: StreamPullOptions) {
     this.ffmpeg = new FfmpegProcess({
@@ -59,11 +70,16 @@ export class StreamPull {
     const media = this.ffmpeg.pipe(3);
     media.on('data', (chunk: Buffer) => this.receive(chunk));
     const drained = new Promise<void>((resolve) => media.once('close', resolve));
-    this.exited = Promise.all([this.ffmpeg.exited, drained]).then(([exit]) => ({ ...exit, unusable: this.unusable, packets: this.packets }));
+    this.exited = Promise.all([this.ffmpeg.exited, drained]).then(([exit]) => ({ ...exit, unusable: this.unusable, packets: Math.max(exit.frames, this.delivered) }));
   }
 
   get pid(): number | undefined {
     return this.ffmpeg.pid;
+  }
+
+  /** Video packets received from the source (all of them, also those not passed on). */
+  get packetsReceived(): number {
+    return this.ffmpeg.framesSeen;
   }
 
   /** Ends the pull now. Nothing is lost: every whole packet has been passed on. */
@@ -87,7 +103,7 @@ export class StreamPull {
       const info = videoTagInfo(tag);
       if (!info) continue;
       if (!isAvc(info)) return this.refuse(`the source's video is not H.264 (FLV codec id ${info.codecId}); only H.264 sources are supported`);
-      if (info.avcPacketType === 1) this.packets++;
+      if (info.avcPacketType === 1) this.delivered++;
       this.options.onVideoTag(tag, info);
       if (this.unusable) return;
     }

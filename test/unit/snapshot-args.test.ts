@@ -24,13 +24,23 @@ const plan: ImagerPlan = {
 };
 
 describe('streamPullArgs', () => {
-  it('remuxes the video untouched to FLV on fd 3, flushing every packet, and passes the URL as one argument', () => {
+  it('remuxes the video to FLV on fd 3, flushing every packet, after a null output that counts every packet received', () => {
     const url = 'rtmp://live.example.com/app/stream?auth_key=x y';
-    const args = streamPullArgs({ url, ioTimeoutSec: 15 });
+    const args = streamPullArgs({ url, ioTimeoutSec: 15, keyframesOnly: false });
     expect(args[args.indexOf('-i') + 1]).toBe(url);
-    expect(args.slice(args.indexOf('-map'))).toEqual(['-map', '0:v:0', '-c', 'copy', '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3']);
+    expect(args.slice(args.indexOf('-i') + 2)).toEqual([
+      '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-',
+      '-map', '0:v:0', '-c', 'copy', '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3',
+    ]);
     expect(args).not.toContain('-skip_frame');
     expect(args.slice(args.indexOf('-rw_timeout'), args.indexOf('-rw_timeout') + 2)).toEqual(['-rw_timeout', '15000000']);
+  });
+
+  it('passes IDR pictures only when keyframes are all that is needed', () => {
+    const args = streamPullArgs({ url: 'rtmp://h/a/s', ioTimeoutSec: 15, keyframesOnly: true });
+    expect(args.slice(args.indexOf('-bsf:v'), args.indexOf('-bsf:v') + 2)).toEqual(['-bsf:v', 'filter_units=remove_types=1-4']);
+    // On the relayed output, not on the null output that counts packets.
+    expect(args.indexOf('-bsf:v')).toBeGreaterThan(args.indexOf('null'));
   });
 
   it('restricts ffmpeg to the protocols of the source scheme', () => {

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { createRecordHandler } from '../functions/scf-record';
 import { createSnapshotHandler } from '../functions/fc-snapshot';
 import type { RecordResult } from '../shared/recording/record-job';
-import { createRoomSimulator, parseRoomScenario } from '../shared/recording/room-simulator';
+import { createRoomSimulator, parseRoomScenario } from '../shared/sources/room-simulator';
 import type { SnapshotResult } from '../shared/snapshot/job';
 import { createLocalStore } from '../shared/storage/local';
 import { makeTestStream } from '../test/support/media-tools';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
-import { IMAGE_FORMATS, LOSSY_FORMATS } from '../../shared/images/format';
-import { normalizePrefix } from '../../shared/snapshot/keys';
+import { IMAGE_FORMATS, LOSSY_FORMATS } from '../../shared/outputs/images/format';
+import { normalizePrefix } from '../../shared/naming';
 import type { SnapshotJob } from '../../shared/snapshot/job';
 import { sourceUrlProblem } from '../../shared/source-url';
 import { parseOrThrow } from '../../shared/validation';

@@ -1,6 +1,6 @@
 import type { RecordHandlerDependencies } from '../../functions/scf-record';
 import { ValidationError } from '../../shared/errors';
-import { createRoomSimulator, parseRoomScenario, type RoomScenario } from '../../shared/recording/room-simulator';
+import { createRoomSimulator, parseRoomScenario, type RoomScenario } from '../../shared/sources/room-simulator';
 import { createLocalStore } from '../../shared/storage/local';
 import { readArgumentFile, UsageError } from './cli';
 

@@ -1,8 +1,8 @@
 import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
 import { modeTracks, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from './args';
-import { blackI420, convertPcm, scaleI420 } from './raw-media';
-import type { AudioFrame, VideoFrame } from './room-source';
+import { blackI420, convertPcm, scaleI420 } from '../media/raw-media';
+import type { AudioFrame, VideoFrame } from '../sources/room-source';
 
 export interface AnchorRecorderOptions {
   userId: string;

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { deliverCallback, type CallbackOutcome } from '../callback';
 import { MediaError } from '../errors';
 import type { Logger } from '../log';
-import { snapshotTimestamp } from '../snapshot/keys';
+import { safeSegment, utcStamp } from '../naming';
 import type { ObjectStore } from '../storage/types';
 import { AnchorRecorder, type AnchorRecording } from './anchor-recorder';
 import { recordingExtension, type RecordMode } from './args';
 import { finalizeRecording } from './finalize';
-import type { RoomExitReason, RoomListener, RoomSource } from './room-source';
+import type { RoomExitReason, RoomListener, RoomSource } from '../sources/room-source';
 
 export interface RecordJob {
   requestId: string;
@@ -249,7 +249,7 @@ class RoomRecording {
    */
   private objectKey(anchorUserId: string): string {
     const room = this.job.roomId !== undefined ? String(this.job.roomId) : safeSegment(this.job.strRoomId ?? 'room');
-    const start = snapshotTimestamp(this.startedAt, false);
+    const start = utcStamp(this.startedAt);
     return `${this.job.keyPrefix}${room}/${safeSegment(anchorUserId)}/${start}-${safeSegment(this.job.requestId)}.${recordingExtension(this.job.mode)}`;
   }
 
@@ -269,9 +269,4 @@ class RoomRecording {
     if (this.job.callbackUrl) result.Callback = await deliverCallback(this.job.callbackUrl, result, { secret: this.runtime.callbackSecret });
     return result;
   }
-}
-
-/** Keeps ids readable in keys and file names while making them safe path segments. */
-export function safeSegment(value: string): string {
-  return encodeURIComponent(value).replace(/^\./, '%2E');
 }

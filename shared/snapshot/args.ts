@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { imageEncoderArgs, imageFilters, type ImageFormat } from '../images/format';
+import { imageEncoderArgs, imageFilters, type ImageFormat } from '../outputs/images/format';
 
 export type DecodeMode = 'keyframes' | 'all';
 

@@ -1,20 +1,8 @@
-import type { ImageFormat } from '../images/format';
-
-/** `a/b/` style prefix from a user's `dst`: no leading or doubled slashes; '' is the bucket root. */
-export function normalizePrefix(dst: string | undefined): string {
-  const trimmed = (dst ?? '').split('/').filter((part) => part !== '').join('/');
-  return trimmed === '' ? '' : `${trimmed}/`;
-}
-
-/** UTC `YYYYMMDDHHmmss`, plus `SSS` when sub-second snapshots need it. */
-export function snapshotTimestamp(timeMs: number, withMillis: boolean): string {
-  const iso = new Date(timeMs).toISOString(); // 2026-11-20T22:07:01.123Z
-  const stamp = iso.slice(0, 19).replace(/[-T:]/g, '');
-  return withMillis ? stamp + iso.slice(20, 23) : stamp;
-}
+import { utcStamp } from '../naming';
+import type { ImageFormat } from '../outputs/images/format';
 
 export function snapshotKey(prefix: string, timeMs: number, format: ImageFormat, withMillis: boolean): string {
-  return `${prefix}${snapshotTimestamp(timeMs, withMillis)}.${format}`;
+  return `${prefix}${utcStamp(timeMs, withMillis)}.${format}`;
 }
 
 export const latestKey = (prefix: string, format: ImageFormat) => `${prefix}latest.${format}`;

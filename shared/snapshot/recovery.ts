@@ -1,9 +1,9 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { imageFileProblem } from '../images/check';
-import { CONTENT_TYPES, type ImageFormat } from '../images/format';
+import { imageFileProblem } from '../outputs/images/check';
+import { CONTENT_TYPES, type ImageFormat } from '../outputs/images/format';
 import type { Logger } from '../log';
-import { AppendJournal } from '../storage/journal';
+import { AppendJournal } from '../upload/journal';
 import type { ObjectStore } from '../storage/types';
 import type { DeadWorkDir } from '../work-dirs';
 import { parseSnapshotFileName, snapshotSlot, type DecodeMode } from './args';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecordHandler, type RecordHandlerDependencies } from '../../functions/scf-record';
 import type { RecordResult } from '../../shared/recording/record-job';
-import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../../shared/recording/room-simulator';
+import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../../shared/sources/room-simulator';
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { startTrtcApiEmulator } from '../emulators/trtc-api-emulator';
 import { probe, type ProbeResult } from '../support/media-tools';

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors';
-import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../../shared/recording/room-simulator';
-import type { AudioFrame, RoomExitReason, RoomListener, VideoFrame } from '../../shared/recording/room-source';
+import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../../shared/sources/room-simulator';
+import type { AudioFrame, RoomExitReason, RoomListener, VideoFrame } from '../../shared/sources/room-source';
 import { ffmpegPath } from '../support/media-tools';
 import { runningProcessesMatching } from '../support/process';
 

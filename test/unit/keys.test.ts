@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { KeyClock, latestKey, manifestKey, normalizePrefix, snapshotKey, snapshotTimestamp } from '../../shared/snapshot/keys';
+import { normalizePrefix, utcStamp } from '../../shared/naming';
+import { KeyClock, latestKey, manifestKey, snapshotKey } from '../../shared/snapshot/keys';
 
 const t = Date.UTC(2026, 10, 20, 9, 5, 7, 42);
 
 describe('object keys', () => {
   it('are seed-compatible: {dst}/{YYYYMMDDHHmmss}.{ext} in UTC', () => {
     expect(snapshotKey('dst/', t, 'jpg', false)).toBe('dst/20261120090507.jpg');
-    expect(snapshotTimestamp(t, true)).toBe('20261120090507042');
+    expect(utcStamp(t, true)).toBe('20261120090507042');
   });
 
   it('normalise dst to a prefix', () => {
@@ -34,14 +35,14 @@ describe('KeyClock', () => {
     const first = [0, 1, 2].map((slot) => clock.timeFor(t, slot));
     const afterReconnect = [0, 1].map((slot) => clock.timeFor(t + 1500, slot));
     const all = [...first, ...afterReconnect];
-    const seconds = all.map((ms) => snapshotTimestamp(ms, false));
+    const seconds = all.map((ms) => utcStamp(ms, false));
     expect(new Set(seconds).size).toBe(all.length);
     expect([...seconds].sort()).toEqual(seconds);
   });
 
   it('gives distinct second-resolution names for any interval of 1 s or more', () => {
     const clock = new KeyClock(1500);
-    const names = Array.from({ length: 50 }, (_, slot) => snapshotTimestamp(clock.timeFor(t, slot), false));
+    const names = Array.from({ length: 50 }, (_, slot) => utcStamp(clock.timeFor(t, slot), false));
     expect(new Set(names).size).toBe(50);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { imageProblem } from '../../shared/images/check';
+import { imageProblem } from '../../shared/outputs/images/check';
 import { FlvFormatError, FlvTagReader, videoTagInfo, withTagData } from '../../shared/media/flv';
 import { avcConfigWithoutReorder, escapeRbsp, locateReorderField, spsWithoutReorder, unescapeRbsp } from '../../shared/media/h264-sps';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { finalizeArgs, modeTracks, recordingArgs, recordingPipes } from '../../shared/recording/args';
-import { blackI420, convertPcm, i420Size, scaleI420 } from '../../shared/recording/raw-media';
-import { safeSegment } from '../../shared/recording/record-job';
+import { blackI420, convertPcm, i420Size, scaleI420 } from '../../shared/media/raw-media';
+import { safeSegment } from '../../shared/naming';
 
 describe('recording arguments', () => {
   it('reads video from pipe 3 and audio from pipe 4, encoding H.264 + AAC into FLV', () => {

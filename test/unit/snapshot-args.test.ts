@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { networkInputArgs } from '../../shared/ffmpeg/args';
-import { imageEncoderArgs, imageFilters, jpegQscale, VIDEO_TO_FULL_RANGE_FILTER } from '../../shared/images/format';
+import { imageEncoderArgs, imageFilters, jpegQscale, VIDEO_TO_FULL_RANGE_FILTER } from '../../shared/outputs/images/format';
 import {
   imagerArgs,
   imagerFilter,

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MediaError } from '../../shared/errors';
-import type { RoomListener, RoomTarget } from '../../shared/recording/room-source';
-import { createTrtcElectronRoom, RoomEnterError } from '../../shared/recording/trtc-electron-room';
+import type { RoomListener, RoomTarget } from '../../shared/sources/room-source';
+import { createTrtcElectronRoom, RoomEnterError } from '../../shared/sources/trtc-electron-room';
 import type {
   TrtcAudioFrameCallback,
   TrtcCloud,
@@ -10,7 +10,7 @@ import type {
   TrtcParams,
   TrtcVideoFrame,
   TrtcVideoRenderCallback,
-} from '../../shared/recording/trtc-electron-types';
+} from '../../shared/sources/trtc-electron-types';
 
 /** A test double of the SDK surface: an event emitter that records every call. */
 class FakeTrtcCloud extends EventEmitter implements TrtcCloud {

@@ -1,5 +1,5 @@
 import type { Logger } from '../log';
-import { isAppendRefused, positionMismatch, type ObjectStore } from './types';
+import { isAppendRefused, positionMismatch, type ObjectStore } from '../storage/types';
 
 export interface JournalOptions {
   logger: Logger;

@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import type { Logger } from '../log';
+import type { Logger } from '../../log';
 
 export interface ImageDirectoryOptions {
   /** Position of a file in the order images are written, or undefined for any other file. */

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { deliverCallback } from '../shared/callback';
 import { resolveFfmpegPath } from '../shared/ffmpeg/binary';
-import { recordingArgs } from '../shared/recording/args';
+import { recordingArgs } from '../shared/outputs/recording/encoder-args';
 import { finalizeRecording } from '../shared/recording/finalize';
 import { createCosStore } from '../shared/storage/cos';
 import { startCosEmulator } from '../test/emulators/cos-emulator';

@@ -84,7 +84,7 @@ async function recordSimulatedRoom(): Promise<RecordResult> {
   const handler = createRecordHandler({
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
     createRoom: () => createRoomSimulator(scenario),
-    createStore: (request) => createLocalStore({ root: OUTPUT, bucket: request.CosConfig.Bucket }),
+    createStore: (target) => createLocalStore({ root: OUTPUT, bucket: target.bucket }),
   });
   const request = {
     SdkAppId: 1400000001,

@@ -20,6 +20,10 @@ export function callbackUrlProblem(raw: string): string | null {
 }
 
 export const SIGNATURE_HEADER = 'x-media-signature';
+/** A job's callback ends this long before the platform's kill, so the result is still returned. */
+export const CALLBACK_DEADLINE_RESERVE_MS = 500;
+/** Shorter than this, an attempt is not worth starting. */
+const MIN_ATTEMPT_MS = 250;
 export const TIMESTAMP_HEADER = 'x-media-timestamp';
 
 /** hex HMAC-SHA256 over `${timestamp}.${body}`; the timestamp lets receivers refuse replays. */
@@ -33,6 +37,8 @@ export interface CallbackOptions {
   timeoutMs?: number;
   baseDelayMs?: number;
   signal?: AbortSignal;
+  /** Epoch ms by which every attempt must be over (the function's deadline, less a little). */
+  deadlineAt?: number;
 }
 
 export interface CallbackOutcome {
@@ -59,10 +65,13 @@ export async function deliverCallback(rawUrl: string, payload: unknown, options:
     headers[SIGNATURE_HEADER] = `sha256=${signCallback(options.secret, timestamp, body)}`;
   }
   let lastStatus: number | undefined;
+  const timeLeft = () => (options.deadlineAt === undefined ? Infinity : options.deadlineAt - Date.now());
+  if (timeLeft() < MIN_ATTEMPT_MS) return { url, delivered: false, attempts: 0, error: 'no time left before the deadline to deliver the callback' };
   try {
     const { value, attempts } = await withRetry(
       async () => {
-        const status = await postOnce(rawUrl, body, headers, options.timeoutMs ?? 5_000);
+        // An attempt never runs past the deadline, whatever the receiver does.
+        const status = await postOnce(rawUrl, body, headers, Math.min(options.timeoutMs ?? 5_000, Math.max(MIN_ATTEMPT_MS, timeLeft())));
         lastStatus = status;
         if (status < 200 || status >= 300) {
           throw new CallbackError(`callback answered HTTP ${status}`, { retryable: status >= 500 || status === 429 || status === 408 });
@@ -70,9 +79,9 @@ export async function deliverCallback(rawUrl: string, payload: unknown, options:
         return status;
       },
       {
-        policy: { maxAttempts: options.attempts ?? 3, baseDelayMs: options.baseDelayMs ?? 1_000, maxDelayMs: 4_000, maxElapsedMs: 60_000 },
+        policy: { maxAttempts: options.attempts ?? 3, baseDelayMs: options.baseDelayMs ?? 1_000, maxDelayMs: 4_000, maxElapsedMs: Math.min(60_000, timeLeft() - MIN_ATTEMPT_MS) },
         signal: options.signal,
-        shouldRetry: (error) => !(error instanceof CallbackError) || error.retryable,
+        shouldRetry: (error) => (!(error instanceof CallbackError) || error.retryable) && timeLeft() >= MIN_ATTEMPT_MS,
       },
     );
     return { url, delivered: true, attempts, status: value };

@@ -25,12 +25,8 @@ export interface RuntimeConfig {
   flushMarginMs: number;
   /** Recording stops this long before the deadline, to finalise and upload recordings. */
   finalizeMarginMs: number;
-  /** A CFS mount for recordings (SCF), instead of tmpRoot. */
-  cfsPath?: string;
-  /** Caps what a recording may use on disk, below what the file system has free. */
-  diskBudgetBytes?: number;
-  /** Recording stops while this much disk is still free. */
-  diskReserveBytes: number;
+  /** Local disk a recording may use for what storage could not take yet (spill files). */
+  spillLimitBytes: number;
   uploadConcurrency: number;
 }
 
@@ -64,9 +60,7 @@ export function readConfig(env: Env): RuntimeConfig {
     tmpRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',
     flushMarginMs: positiveNumber(nonEmpty('FLUSH_MARGIN_MS')) ?? 10_000,
     finalizeMarginMs: positiveNumber(nonEmpty('FINALIZE_MARGIN_MS')) ?? 60_000,
-    cfsPath: nonEmpty('CFS_PATH'),
-    diskBudgetBytes: mebibytes(positiveNumber(nonEmpty('DISK_BUDGET_MB'))),
-    diskReserveBytes: mebibytes(positiveNumber(nonEmpty('DISK_RESERVE_MB')) ?? 24)!,
+    spillLimitBytes: mebibytes(positiveNumber(nonEmpty('SPILL_LIMIT_MB')) ?? 256)!,
     uploadConcurrency: positiveNumber(nonEmpty('UPLOAD_CONCURRENCY')) ?? 4,
   };
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
-import { RECORD_MODES } from '../../shared/recording/args';
+import { RECORD_MODES } from '../../shared/outputs/recording/encoder-args';
 import { COS_BUCKET_NAME, COS_BUCKET_NAME_RULE } from '../../shared/storage/cos';
 import { parseOrThrow } from '../../shared/validation';
 
@@ -18,6 +18,22 @@ const strRoomIdField = z
 /** TRTC: user ids are up to 32 letters, digits, underscores and hyphens. */
 const userIdField = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -');
 const sdkAppIdField = z.number({ error: 'must be a number' }).int('must be a whole number').positive('must be positive');
+
+const wholeNumber = (min: number, max: number, unit: string) =>
+  z
+    .number({ error: `must be a whole number of ${unit}, ${min} to ${max}` })
+    .int(`must be a whole number of ${unit}`)
+    .min(min, `must be at least ${min} ${unit}`)
+    .max(max, `must be at most ${max} ${unit}`);
+
+/** TRTC's SubscribeStreamUserIds lists take up to 32 user ids. */
+const MAX_SUBSCRIBE_USERS = 32;
+const userIdList = z
+  .array(z.string({ error: 'must be user ids (strings)' }).regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be user ids of 1-32 letters, digits, _ or -'), {
+    error: `must be a list of user ids (at most ${MAX_SUBSCRIBE_USERS})`,
+  })
+  .min(1, 'must list at least one user id')
+  .max(MAX_SUBSCRIBE_USERS, `must list at most ${MAX_SUBSCRIBE_USERS} user ids`);
 
 const roomFields = { SdkAppId: sdkAppIdField, RoomId: roomIdField.optional(), StrRoomId: strRoomIdField.optional() };
 
@@ -55,6 +71,12 @@ export const recordRequestSchema = z
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
       })
       .optional(),
+    // Room controls, as TRTC's cloud recording names them. All optional.
+    MaxIdleTime: wholeNumber(5, 86_400, 'seconds').optional(),
+    SubscribeUserIds: userIdList.optional(),
+    UnSubscribeUserIds: userIdList.optional(),
+    MaxMediaFileDuration: wholeNumber(1, 1_440, 'minutes').optional(),
+    SnapshotInterval: wholeNumber(1, 3_600, 'seconds').optional(),
   });
 
 export const stopRequestSchema = z.strictObject({ Action: z.literal('Stop'), ...roomFields, UserId: userIdField });
@@ -66,13 +88,24 @@ export type ParsedRequest = { action: 'record'; request: RecordRequest } | { act
 
 /** Which request this is, validated; every problem is reported at once. */
 export function parseRequest(body: unknown): ParsedRequest {
-  const fields = typeof body === 'object' && body !== null ? (body as { Action?: unknown; RoomId?: unknown; StrRoomId?: unknown }) : {};
+  const fields =
+    typeof body === 'object' && body !== null
+      ? (body as { Action?: unknown; RoomId?: unknown; StrRoomId?: unknown; SubscribeUserIds?: unknown; UnSubscribeUserIds?: unknown; SnapshotInterval?: unknown; Mode?: unknown })
+      : {};
   const action = fields.Action;
   if (action !== undefined && action !== 'Record' && action !== 'Start' && action !== 'Stop') {
     throw new ValidationError([{ field: 'Action', message: 'must be Record (the default) or Stop' }]);
   }
   // Checked beside the schema, not inside it: zod skips object refinements once a field fails.
   const roomIssues = fields.RoomId === undefined && fields.StrRoomId === undefined ? [{ field: 'RoomId', message: 'RoomId or StrRoomId is required' }] : [];
+  if (action !== 'Stop') {
+    if (fields.SubscribeUserIds !== undefined && fields.UnSubscribeUserIds !== undefined) {
+      roomIssues.push({ field: 'UnSubscribeUserIds', message: 'give SubscribeUserIds (whom to record) or UnSubscribeUserIds (whom not to), not both' });
+    }
+    if (fields.SnapshotInterval !== undefined && (fields.Mode === undefined || fields.Mode === '00')) {
+      roomIssues.push({ field: 'SnapshotInterval', message: 'applies only when recording video: Mode "01" or "02"' });
+    }
+  }
   const parse = <T>(schema: z.ZodType<T> & { shape: object }): T => {
     let request: T | undefined;
     let issues = roomIssues;

@@ -6,7 +6,7 @@ import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
 import { createLogger, type Logger } from '../../shared/log';
 import { redact } from '../../shared/redact';
 import { runRecordJob, type RecordJob, type RecordResult } from '../../shared/recording/record-job';
-import type { RoomSource } from '../../shared/sources/room-source';
+import type { RoomSource, Subscription } from '../../shared/sources/room-source';
 import { createTrtcElectronRoom } from '../../shared/sources/trtc-electron-room';
 import { normalizePrefix } from '../../shared/naming';
 import { createCosStore, resolveCosCredentials } from '../../shared/storage/cos';
@@ -33,7 +33,7 @@ export interface RecordHandlerDependencies {
   /** Replaces trtc-electron-sdk, e.g. with the room simulator. */
   createRoom?: () => RoomSource;
   /** Replaces COS, e.g. with the local driver. */
-  createStore?: (request: RecordRequest) => ObjectStore;
+  createStore?: (target: { bucket: string; region: string }) => ObjectStore;
   terminationSignals?: NodeJS.Signals[];
 }
 
@@ -100,24 +100,32 @@ async function record(
     userId: request.UserId,
     userSig: request.UserSig,
     mode: request.Mode,
+    bucket: request.CosConfig.Bucket,
+    region: request.CosConfig.Region,
     keyPrefix: normalizePrefix(request.CosConfig.Path),
     callbackUrl: request.Callback,
+    maxIdleSec: request.MaxIdleTime,
+    subscription: subscriptionOf(request),
+    maxPieceSec: request.MaxMediaFileDuration === undefined ? undefined : request.MaxMediaFileDuration * 60,
+    snapshotIntervalSec: request.SnapshotInterval,
   };
-  const store = deps.createStore ? deps.createStore(request) : createCosForRequest(request, config);
+  const storeFor = (target: { bucket: string; region: string }) =>
+    deps.createStore ? deps.createStore(target) : createCosStoreFor(target, request, config);
+  const store = storeFor(job);
   return withTerminationSignal(deps.terminationSignals ?? ['SIGTERM'], logger, async (signal) => {
     logger.info('recording starting', { request: redact(request) });
     const result = await runRecordJob(job, {
       openRoom: deps.createRoom ?? (() => createTrtcElectronRoom()),
       store,
+      storeFor,
       ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
       logger,
-      workRoot: config.cfsPath ?? config.tmpRoot,
+      workRoot: config.tmpRoot,
       deadlineAt,
       finalizeMarginMs: stopMarginMs(deadlineAt === undefined ? undefined : deadlineAt - Date.now(), config.finalizeMarginMs),
       signal,
       callbackSecret: config.callbackSecret,
-      diskBudgetBytes: config.diskBudgetBytes,
-      diskReserveBytes: config.diskReserveBytes,
+      spillLimitBytes: config.spillLimitBytes,
     });
     logger.info('recording finished', { stopReason: result.StopReason, files: result.Files, callback: result.Callback, error: result.Error });
     return result;
@@ -142,13 +150,24 @@ async function stopRecording(request: StopRequest, requestId: string, config: Ru
   };
 }
 
-/** CosConfig's keys first, then the function role's TENCENTCLOUD_* keys. */
-function createCosForRequest(request: RecordRequest, config: RuntimeConfig): ObjectStore {
-  const credentials = resolveCosCredentials(request.CosConfig, config.tencentCredentials);
+/**
+ * CosConfig's keys first, then the function role's TENCENTCLOUD_* keys. Another bucket (a killed
+ * recording's, finished by this invocation) is reached with the role's keys only.
+ */
+function createCosStoreFor(target: { bucket: string; region: string }, request: RecordRequest, config: RuntimeConfig): ObjectStore {
+  const ownBucket = target.bucket === request.CosConfig.Bucket;
+  const credentials = resolveCosCredentials(ownBucket ? request.CosConfig : undefined, config.tencentCredentials);
   if (!credentials) {
     throw new MediaError('MissingCredentials', 'no COS credentials: give CosConfig.SecretId/SecretKey, or a function role (TENCENTCLOUD_* env)');
   }
-  return createCosStore({ bucket: request.CosConfig.Bucket, region: request.CosConfig.Region, endpoint: config.cosEndpoint, credentials });
+  return createCosStore({ bucket: target.bucket, region: target.region, endpoint: config.cosEndpoint, credentials });
+}
+
+/** SubscribeUserIds / UnSubscribeUserIds → whom to record (at most one of them is given). */
+function subscriptionOf(request: RecordRequest): Subscription | undefined {
+  if (request.SubscribeUserIds) return { allow: request.SubscribeUserIds };
+  if (request.UnSubscribeUserIds) return { deny: request.UnSubscribeUserIds };
+  return undefined;
 }
 
 /** The invocation's own keys (image functions get them per request) replace the environment's. */

@@ -16,7 +16,7 @@ export function localRecordDependencies(options: { room?: string; localBucketRoo
     deps.createRoom = () => createRoomSimulator(scenario);
   }
   const root = options.localBucketRoot;
-  if (root !== undefined) deps.createStore = (request) => createLocalStore({ root, bucket: request.CosConfig.Bucket });
+  if (root !== undefined) deps.createStore = (target) => createLocalStore({ root, bucket: target.bucket });
   return deps;
 }
 

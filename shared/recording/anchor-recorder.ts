@@ -1,29 +1,58 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
-import { modeTracks, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from './args';
-import { blackI420, convertPcm, scaleI420 } from '../media/raw-media';
+import { Mp3FrameReader } from '../media/mp3-frames';
+import { Mp4SegmentReader } from '../media/mp4-boxes';
+import { blackI420, convertPcm, i420Size, scaleI420 } from '../media/raw-media';
+import { ImageDirectory } from '../outputs/images/image-files';
+import { modeTracks, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
 import type { AudioFrame, VideoFrame } from '../sources/room-source';
+import type { GrowingObjectResult, GrowingObjectUpload } from '../upload/growing-object';
 
 export interface AnchorRecorderOptions {
   userId: string;
   mode: RecordMode;
   ffmpegPath: string;
-  outputPath: string;
   logger: Logger;
+  /** ffmpeg's environment additions (the work dir it belongs to). */
+  env?: Record<string, string>;
   videoFps?: number;
   /** Used when no video frame arrives within `videoWaitMs` (the camera is off). */
   fallbackVideoSize?: { width: number; height: number };
   videoWaitMs?: number;
   /** Monotonic ms; injectable for tests. */
   now?: () => number;
+  /** Each piece of the recording is at most this long (ms of recording); unlimited when absent. */
+  maxPieceMs?: number;
+  /** A piece whose object reaches this many bytes is closed and a new one begun. */
+  maxPieceBytes?: number;
+  /** Opens the upload a new piece goes to; `startedAt` is the wall time of its first frame. */
+  openPiece: (index: number, startedAt: number) => GrowingObjectUpload;
+  /** JPEGs every `intervalSec` from the pictures being encoded, written under `dir`. */
+  snapshots?: { intervalSec: number; dir: string; onImage: (path: string, wallTimeMs: number) => Promise<void> };
+}
+
+export interface RecordedPiece {
+  index: number;
+  /** Wall time of the piece's first frame (ms). */
+  startedAt: number;
+  /** Seconds of media in the piece (frames / fps, or samples / rate). */
+  durationSec: number;
+  /** Video frames of the piece that repeated an older picture because the encoder could not keep up. */
+  droppedFrames: number;
+  upload: GrowingObjectResult;
+  /** Set when the encoder failed; what it wrote before is stored. */
+  error?: string;
 }
 
 export interface AnchorRecording {
   userId: string;
-  path: string;
-  /** Seconds of media written (the room time covered). */
-  durationSec: number;
-  /** Set when the recording itself failed; the file may still hold what was written. */
+  pieces: RecordedPiece[];
+  /** Video frames that showed an older picture because the encoder could not keep up. */
+  droppedFrames: number;
+  /** Set when nothing could be recorded at all. */
   error?: string;
 }
 
@@ -37,32 +66,68 @@ const AUDIO_AHEAD_MS = 500;
 const AUDIO_TICK_MS = 20;
 /** 10 s of TRTC's 20 ms audio frames. */
 const PENDING_AUDIO_FRAMES_LIMIT = 500;
+/**
+ * Pictures waiting for the encoder beyond this many bytes are not queued: the encoder is behind.
+ * Room for an encoder's start-up (a few hundred ms) at 720p; a few frames at 1080p.
+ */
+const VIDEO_BACKLOG_BYTES = 12 * 1024 * 1024;
+/** Audio waiting for the encoder beyond this is dropped (the gap becomes silence later). */
+const AUDIO_BACKLOG_MS = 1_000;
+/** Frames owed to an encoder that fell this far behind are skipped: the file's time shrinks by them. */
+const MAX_OWED_SECONDS = 5;
+/** An encoder that does not finish within this after its input ended is stopped. */
+const ENCODER_FINISH_GRACE_MS = 30_000;
+
+interface Piece {
+  index: number;
+  startedAt: number;
+  ffmpeg: FfmpegProcess;
+  upload: GrowingObjectUpload;
+  videoFrames: number;
+  audioSamples: number;
+  droppedFrames: number;
+  /** Resolves when everything the encoder wrote has been handed to the upload. */
+  drained: Promise<void>;
+  error?: string;
+}
 
 /**
- * Records one anchor to FLV in room time. Frames arrive whenever the room delivers them;
- * a clock turns them into constant-rate streams: each video tick takes the newest
- * picture (frozen briefly, then black when none comes), and audio gaps become silence.
- * So an anchor who drops out, mutes or leaves and returns keeps one file whose timeline
- * matches the room, and audio and video stay in sync.
+ * Records one anchor in room time, straight into storage. Frames arrive whenever the room
+ * delivers them; a clock turns them into constant-rate streams for the encoder — each video tick
+ * takes the newest picture (frozen briefly, then black when none comes), audio gaps become
+ * silence — so an anchor who drops out, mutes or leaves and returns keeps a timeline that matches
+ * the room, with audio and video in sync. The encoder's output goes, piece by piece, to a
+ * growing object (see GrowingObjectUpload); nothing is kept on disk.
+ *
+ * When the encoder cannot keep up, pictures are not queued: the tick's frame is owed and written
+ * later as a repeat of the newest picture (cheap to encode), so memory stays bounded and the
+ * file still covers the room's time; such frames are counted as dropped.
  */
 export class AnchorRecorder {
   private readonly tracks: { audio: boolean; video: boolean };
   private readonly pipes: RecordingPipes;
   private readonly fps: number;
   private readonly now: () => number;
-  private ffmpeg: FfmpegProcess | undefined;
+  private piece: Piece | undefined;
+  private readonly pieces: Array<{ piece: Piece; done: Promise<RecordedPiece> }> = [];
   private videoFormat: RawVideoFormat | undefined;
   private audioFormat: RawAudioFormat | undefined;
   private startedAt: number | undefined;
+  private startedAtWall = 0;
   private latestPicture: { frame: VideoFrame; at: number } | undefined;
   private blackPicture: Buffer | undefined;
+  private silence: Buffer | undefined;
+  /** Frames and samples written over all pieces: the recording's timeline. */
   private videoFramesWritten = 0;
   private audioSamplesWritten = 0;
+  /** Frames of room time given up because the encoder fell too far behind. */
+  private videoFramesSkipped = 0;
+  private droppedFrames = 0;
   private pendingAudio: AudioFrame[] = [];
   private clock: NodeJS.Timeout | undefined;
   private startTimer: NodeJS.Timeout | undefined;
-  private failure: string | undefined;
   private stopping: Promise<AnchorRecording> | undefined;
+  private snapshotDir: ImageDirectory | undefined;
   /** The anchor left the room: nothing is written until it is back. */
   private away = false;
 
@@ -75,17 +140,17 @@ export class AnchorRecorder {
 
   videoFrame(frame: VideoFrame): void {
     if (!this.tracks.video || this.stopping) return;
-    this.away = false;
+    this.back();
     this.markStart();
     this.latestPicture = { frame, at: this.now() };
-    if (!this.ffmpeg) this.start({ width: frame.width, height: frame.height });
+    if (!this.piece) this.start({ width: frame.width, height: frame.height });
   }
 
   audioFrame(frame: AudioFrame): void {
     if (!this.tracks.audio || this.stopping) return;
-    this.away = false;
+    this.back();
     this.markStart();
-    if (!this.ffmpeg) {
+    if (!this.piece) {
       this.pendingAudio.push(frame);
       // Bounded: only the wait for a first picture is ever buffered.
       if (this.pendingAudio.length > PENDING_AUDIO_FRAMES_LIMIT) this.pendingAudio.shift();
@@ -96,27 +161,51 @@ export class AnchorRecorder {
   }
 
   /**
-   * The anchor left the room. The file stops growing; if the anchor comes back, the time
-   * away is filled with black and silence (written in one burst), so the file's timeline
-   * still matches the room. If it never comes back, the file ends where it left.
+   * The anchor left the room. The recording stops growing; if the anchor comes back, the time
+   * away is filled with black and silence, so the timeline still matches the room. If it never
+   * comes back, the recording ends where it left.
    */
   anchorLeft(): void {
-    if (this.ffmpeg && !this.away) this.tick();
+    if (this.piece && !this.away) this.tick();
     this.away = true;
   }
 
-  /** Ends the recording: pads to the current room time, closes the pipes, waits for ffmpeg. */
+  /** The anchor is back: the time away becomes black and silence, written at once. */
+  private back(): void {
+    if (!this.away) return;
+    this.away = false;
+    if (!this.piece) return;
+    const elapsed = this.elapsedMs();
+    if (this.videoFormat) {
+      const { width, height } = this.videoFormat;
+      const black = (this.blackPicture ??= blackI420(width, height));
+      const gap = Math.floor((elapsed * this.fps) / 1000) - this.videoFramesSkipped - this.videoFramesWritten;
+      for (let i = 0; i < gap; i++) this.writeVideoFrame(black);
+    }
+    if (this.audioFormat) {
+      const gap = this.samplesFor(elapsed) - this.audioSamplesWritten;
+      if (gap > 0) this.writeSilence(gap);
+    }
+  }
+
+  /** Ends the recording: pads to the current room time, closes the encoder, stores what is left. */
   stop(): Promise<AnchorRecording> {
     this.stopping ??= this.finish();
     return this.stopping;
   }
 
+  /** Bytes accepted by the uploads and not stored yet, over all pieces. */
+  get pendingBytes(): number {
+    return this.pieces.reduce((sum, { piece }) => sum + piece.upload.pendingBytes, 0);
+  }
+
   private markStart(): void {
     if (this.startedAt !== undefined) return;
     this.startedAt = this.now();
+    this.startedAtWall = Date.now();
     // With video, wait a moment for the first picture to learn its size.
     if (this.tracks.video) {
-      this.startTimer = setTimeout(() => this.ffmpeg || this.start(undefined), this.options.videoWaitMs ?? 3_000);
+      this.startTimer = setTimeout(() => this.piece || this.start(undefined), this.options.videoWaitMs ?? 3_000);
     }
   }
 
@@ -126,38 +215,151 @@ export class AnchorRecorder {
     this.videoFormat = this.tracks.video ? { ...size, fps: this.fps } : undefined;
     const firstAudio = this.pendingAudio[0];
     this.audioFormat = this.tracks.audio ? (firstAudio ? { sampleRate: firstAudio.sampleRate, channels: firstAudio.channels } : DEFAULT_AUDIO) : undefined;
-    this.ffmpeg = new FfmpegProcess({
-      binary: this.options.ffmpegPath,
-      args: recordingArgs({ video: this.videoFormat, audio: this.audioFormat, outputPath: this.options.outputPath }),
-      // Fed by us, not a network: no liveness watchdog.
-      extraPipes: Object.keys(this.pipes).length,
-    });
-    void this.ffmpeg.exited.then((exit) => {
-      if (!this.stopping) this.failure ??= describeExit(exit);
-    });
+    if (this.options.snapshots && this.tracks.video) {
+      const { dir, onImage } = this.options.snapshots;
+      mkdirSync(dir, { recursive: true });
+      this.snapshotDir = new ImageDirectory(dir, {
+        orderOf: (name) => {
+          const match = /^p(\d+)-(\d+)\.jpg$/.exec(name);
+          return match ? Number(match[1]) * 1e12 + Number(match[2]) : undefined;
+        },
+        onImage: async (name, order) => {
+          const piece = this.pieces[Math.floor(order / 1e12)]?.piece;
+          if (piece) await onImage(join(dir, name), piece.startedAt + (order % 1e12));
+        },
+        logger: this.options.logger,
+      });
+    }
+    this.openPiece();
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
     this.clock = setInterval(() => this.tick(), this.tracks.video ? 1000 / this.fps : AUDIO_TICK_MS);
     this.tick();
+  }
+
+  private openPiece(): void {
+    const index = this.pieces.length;
+    const startedAt = this.startedAtWall + this.timelineMs();
+    const ffmpeg = new FfmpegProcess({
+      binary: this.options.ffmpegPath,
+      args: recordingArgs({
+        video: this.videoFormat,
+        audio: this.audioFormat,
+        snapshots: this.options.snapshots && this.videoFormat ? { intervalSec: this.options.snapshots.intervalSec, outputPattern: join(this.options.snapshots.dir, `p${index}-%d.jpg`) } : undefined,
+      }),
+      // Fed by us, not a network: no liveness watchdog.
+      extraPipes: this.pipes.output - 2,
+      env: this.options.env,
+    });
+    const upload = this.options.openPiece(index, startedAt);
+    const piece: Piece = { index, startedAt, ffmpeg, upload, videoFrames: 0, audioSamples: 0, droppedFrames: 0, drained: Promise.resolve() };
+    piece.drained = this.drainOutput(piece);
+    void ffmpeg.exited.then((exit) => {
+      if (exit.code !== 0 && !piece.error) piece.error = describeExit(exit);
+    });
+    this.piece = piece;
+    this.pieces.push({ piece, done: this.closed(piece) });
+  }
+
+  /** Hands the encoder's output to the upload in whole pieces, waiting when the upload is full. */
+  private async drainOutput(piece: Piece): Promise<void> {
+    const reader = this.tracks.video ? new Mp4SegmentReader() : new Mp3FrameReader();
+    // The MP4 header alone is no recording: it goes out with the first fragment.
+    let header: Buffer | undefined;
+    try {
+      for await (const chunk of piece.ffmpeg.pipe(this.pipes.output) as AsyncIterable<Buffer>) {
+        const pieces = reader instanceof Mp4SegmentReader ? reader.push(chunk) : [{ kind: 'frames', bytes: reader.push(chunk).bytes }];
+        for (const { kind, bytes } of pieces) {
+          if (kind === 'init') {
+            header = bytes;
+            continue;
+          }
+          const whole = header ? Buffer.concat([header, bytes]) : bytes;
+          header = undefined;
+          if (!piece.upload.write(whole)) await piece.upload.room();
+        }
+      }
+    } catch (error) {
+      piece.error ??= `reading the encoder's output failed: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+
+  /** A piece is done when its encoder exited, its output was handed over, and its upload ended. */
+  private async closed(piece: Piece): Promise<RecordedPiece> {
+    await Promise.all([piece.ffmpeg.exited, piece.drained]);
+    const upload = await piece.upload.end().catch((error: unknown): GrowingObjectResult => {
+      const message = error instanceof Error ? error.message : String(error);
+      return { key: piece.upload.key, mode: 'append', storedBytes: 0, lostBytes: piece.upload.pendingBytes, spilledBytes: 0, objectExists: false, error: message };
+    });
+    const durationSec = this.videoFormat ? piece.videoFrames / this.fps : piece.audioSamples / this.audioFormat!.sampleRate;
+    this.options.logger.info('recording piece closed', { anchor: this.options.userId, piece: piece.index, durationSec, bytes: upload.storedBytes });
+    return { index: piece.index, startedAt: piece.startedAt, durationSec, droppedFrames: piece.droppedFrames, upload, ...(piece.error ? { error: piece.error } : {}) };
+  }
+
+  /** Closes the current piece's input; its encoder finishes and its upload completes on its own. */
+  private closePiece(piece: Piece): void {
+    for (const fd of [this.pipes.video, this.pipes.audio]) if (fd !== undefined) piece.ffmpeg.pipe(fd).end();
+    const backstop = setTimeout(() => void piece.ffmpeg.stop('requested'), ENCODER_FINISH_GRACE_MS);
+    void piece.ffmpeg.exited.finally(() => clearTimeout(backstop));
   }
 
   private elapsedMs(): number {
     return this.now() - this.startedAt!;
   }
 
+  /** Room time the recording has reached (ms). */
+  private timelineMs(): number {
+    return this.videoFormat ? (this.videoFramesWritten * 1000) / this.fps : this.audioFormat ? (this.audioSamplesWritten * 1000) / this.audioFormat.sampleRate : 0;
+  }
+
   private tick(): void {
-    if (this.away) return;
+    if (this.away || !this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
-      const due = Math.floor((elapsed * this.fps) / 1000) + 1;
-      while (this.videoFramesWritten < due) {
-        this.write(this.pipes.video!, this.currentPicture());
-        this.videoFramesWritten++;
+      const due = Math.floor((elapsed * this.fps) / 1000) + 1 - this.videoFramesSkipped;
+      let owed = due - this.videoFramesWritten;
+      if (owed > MAX_OWED_SECONDS * this.fps) {
+        // The encoder is far behind: give up that stretch of time rather than queue it.
+        const skipped = owed - this.fps;
+        this.videoFramesSkipped += skipped;
+        this.droppedFrames += skipped;
+        this.piece.droppedFrames += skipped;
+        owed -= skipped;
+        this.options.logger.warn('encoder far behind; skipping frames', { anchor: this.options.userId, skipped });
       }
+      if (owed > 0 && this.videoCongested()) {
+        this.droppedFrames++;
+        this.piece.droppedFrames++;
+        owed = 0;
+      }
+      for (let i = 0; i < owed; i++) this.writeVideoFrame(this.currentPicture());
     }
     if (this.audioFormat) {
       const lagSamples = this.samplesFor(elapsed - AUDIO_GAP_MS) - this.audioSamplesWritten;
-      if (lagSamples > 0) this.writeSilence(lagSamples + this.samplesFor(AUDIO_GAP_MS - AUDIO_TICK_MS));
+      if (lagSamples > 0 && !this.audioCongested()) this.writeSilence(lagSamples + this.samplesFor(AUDIO_GAP_MS - AUDIO_TICK_MS));
     }
+    this.rotateIfDue();
+  }
+
+  /** Starts a new piece when this one is long or large enough; the cut falls between two frames. */
+  private rotateIfDue(): void {
+    const piece = this.piece!;
+    const pieceMs = this.videoFormat ? (piece.videoFrames * 1000) / this.fps : (piece.audioSamples * 1000) / this.audioFormat!.sampleRate;
+    const tooLong = this.options.maxPieceMs !== undefined && pieceMs >= this.options.maxPieceMs;
+    const tooLarge = this.options.maxPieceBytes !== undefined && piece.upload.totalBytes >= this.options.maxPieceBytes;
+    if (!tooLong && !tooLarge) return;
+    this.options.logger.info('starting a new piece', { anchor: this.options.userId, piece: piece.index + 1, reason: tooLong ? 'duration' : 'size' });
+    this.closePiece(piece);
+    this.openPiece();
+  }
+
+  private videoCongested(): boolean {
+    const { width, height } = this.videoFormat!;
+    return this.piece!.ffmpeg.pipe(this.pipes.video!).writableLength > Math.max(VIDEO_BACKLOG_BYTES, 2 * i420Size(width, height));
+  }
+
+  private audioCongested(): boolean {
+    const format = this.audioFormat!;
+    return this.piece!.ffmpeg.pipe(this.pipes.audio!).writableLength > (format.sampleRate * format.channels * 2 * AUDIO_BACKLOG_MS) / 1000;
   }
 
   private currentPicture(): Buffer {
@@ -165,48 +367,60 @@ export class AnchorRecorder {
     const latest = this.latestPicture;
     if (!latest || this.now() - latest.at > FREEZE_LIMIT_MS) return (this.blackPicture ??= blackI420(width, height));
     const { frame } = latest;
-    return frame.width === width && frame.height === height ? frame.data : scaleI420(frame.data, frame.width, frame.height, width, height);
+    if (frame.width === width && frame.height === height) return frame.data;
+    // Scaled once per new picture, then repeated by reference.
+    const scaled = scaleI420(frame.data, frame.width, frame.height, width, height);
+    this.latestPicture = { frame: { ...frame, data: scaled, width, height }, at: latest.at };
+    return scaled;
+  }
+
+  private writeVideoFrame(picture: Buffer): void {
+    this.pipe(this.pipes.video!).write(picture);
+    this.videoFramesWritten++;
+    this.piece!.videoFrames++;
   }
 
   private writeAudio(frame: AudioFrame): void {
     const format = this.audioFormat!;
+    if (this.audioCongested()) return; // its time is filled with silence once the encoder catches up
     const pcm = convertPcm(frame.data, frame, format);
     const samples = pcm.length / 2 / format.channels;
     if (this.audioSamplesWritten > this.samplesFor(this.elapsedMs() + AUDIO_AHEAD_MS)) return;
-    this.write(this.pipes.audio!, pcm);
+    this.pipe(this.pipes.audio!).write(pcm);
     this.audioSamplesWritten += samples;
+    this.piece!.audioSamples += samples;
   }
 
   private writeSilence(samples: number): void {
     const format = this.audioFormat!;
-    this.write(this.pipes.audio!, Buffer.alloc(samples * format.channels * 2));
+    const frameBytes = format.channels * 2;
+    // One shared second of silence, written by reference: a long gap costs no memory.
+    const second = (this.silence ??= Buffer.alloc(format.sampleRate * frameBytes));
+    for (let left = samples; left > 0; left -= format.sampleRate) {
+      this.pipe(this.pipes.audio!).write(left >= format.sampleRate ? second : second.subarray(0, left * frameBytes));
+    }
     this.audioSamplesWritten += samples;
+    this.piece!.audioSamples += samples;
   }
 
   private samplesFor(ms: number): number {
     return Math.max(0, Math.floor((ms * this.audioFormat!.sampleRate) / 1000));
   }
 
-  private write(fd: number, data: Buffer): void {
-    this.ffmpeg!.pipe(fd).write(data);
+  private pipe(fd: number): Duplex {
+    return this.piece!.ffmpeg.pipe(fd);
   }
 
   private async finish(): Promise<AnchorRecording> {
     clearTimeout(this.startTimer);
-    if (!this.ffmpeg && this.startedAt !== undefined && !this.away) this.start(undefined);
-    const result = { userId: this.options.userId, path: this.options.outputPath };
-    if (!this.ffmpeg) return { ...result, durationSec: 0, error: 'no media was received' };
+    if (!this.piece && this.startedAt !== undefined && !this.away) this.start(undefined);
+    if (!this.piece) return { userId: this.options.userId, pieces: [], droppedFrames: 0, error: 'no media was received' };
     clearInterval(this.clock);
     this.tick();
-    const ffmpeg = this.ffmpeg;
-    for (const fd of [this.pipes.video, this.pipes.audio]) if (fd !== undefined) ffmpeg.pipe(fd).end();
-    // Closed inputs let ffmpeg finish the file on its own; the stop is only a backstop.
-    const backstop = setTimeout(() => void ffmpeg.stop('requested'), 30_000);
-    const exit = await ffmpeg.exited;
-    clearTimeout(backstop);
-    if (exit.code !== 0) this.failure ??= describeExit(exit);
-    const durationSec = this.videoFormat ? this.videoFramesWritten / this.fps : this.audioSamplesWritten / this.audioFormat!.sampleRate;
-    this.options.logger.info('anchor recording closed', { anchor: this.options.userId, durationSec, code: exit.code });
-    return { ...result, durationSec, ...(this.failure ? { error: this.failure } : {}) };
+    this.closePiece(this.piece);
+    const pieces = await Promise.all(this.pieces.map(({ done }) => done));
+    await this.snapshotDir?.close();
+    this.options.logger.info('anchor recording closed', { anchor: this.options.userId, pieces: pieces.length, droppedFrames: this.droppedFrames });
+    return { userId: this.options.userId, pieces, droppedFrames: this.droppedFrames };
   }
 }

@@ -1,6 +1,6 @@
 import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deliverCallback, type CallbackOutcome } from '../callback';
+import { CALLBACK_DEADLINE_RESERVE_MS, deliverCallback, type CallbackOutcome } from '../callback';
 import type { Logger } from '../log';
 import type { FlvTag, VideoTagInfo } from '../media/flv';
 import { metadataResolutionProblem } from '../network-guard';
@@ -590,7 +590,11 @@ class SnapshotCapture {
     };
     if (stopReason === 'error') result.error = { code: this.errorCode, message: redactUrls(this.firstError ?? 'capture failed') };
     if (this.job.callbackUrl) {
-      result.callback = await deliverCallback(this.job.callbackUrl, result, { secret: this.runtime.callbackSecret, signal: this.flushAbort.signal });
+      result.callback = await deliverCallback(this.job.callbackUrl, result, {
+        secret: this.runtime.callbackSecret,
+        signal: this.flushAbort.signal,
+        deadlineAt: this.runtime.deadlineAt === undefined ? undefined : this.runtime.deadlineAt - CALLBACK_DEADLINE_RESERVE_MS,
+      });
       result.ended_at = new Date().toISOString();
     }
     return result;

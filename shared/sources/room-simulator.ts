@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { MediaError, ValidationError } from '../errors';
 import { resolveFfmpegPath } from '../ffmpeg/binary';
 import { FfmpegProcess } from '../ffmpeg/supervisor';
-import type { RoomExitReason, RoomListener, RoomSource, RoomTarget } from './room-source';
+import { isSubscribed, type RoomExitReason, type RoomListener, type RoomSource, type RoomTarget, type Subscription } from './room-source';
 
 /*
  * A scripted TRTC room for tests and local runs (`--room sim:@scenario.json`). Times are
@@ -128,6 +128,8 @@ export function parseRoomScenario(json: unknown): RoomScenario {
 export type RoomSimulator = RoomSource & {
   /** What a RemoveUser of the recorder does: out at once with exited('kicked'). */
   kick(): void;
+  /** Per anchor: frame feeds (ffmpegs) started and frames delivered. An anchor not subscribed to has none. */
+  readonly usage: ReadonlyMap<string, { feeds: number; frames: number }>;
 };
 
 export function createRoomSimulator(scenario: RoomScenario, options: { ffmpegPath?: string } = {}): RoomSimulator {
@@ -280,16 +282,19 @@ class ScriptedRoom implements RoomSimulator {
   /** Feeds not yet closed, including stopped ones still exiting. */
   private readonly feeds = new Set<RawFrameFeed>();
   private teardown: Promise<unknown> = Promise.resolve();
+  private subscription: Subscription | undefined;
+  readonly usage = new Map<string, { feeds: number; frames: number }>();
 
   constructor(
     private readonly scenario: RoomScenario,
     private readonly ffmpegPath: string,
   ) {}
 
-  async enter(_target: RoomTarget, listener: RoomListener): Promise<void> {
+  async enter(_target: RoomTarget, listener: RoomListener, subscription?: Subscription): Promise<void> {
     if (this.state !== 'ready') throw new MediaError('RoomEnterFailed', 'a room simulator plays its scenario once; create another one');
     this.state = 'in-room';
     this.listener = listener;
+    this.subscription = subscription;
     this.enteredAt = performance.now();
     const looks = [...new Set(this.scenario.anchors.map((anchor) => anchor.userId))];
     const events = this.scenario.anchors.flatMap((anchor) => this.plan(anchor, looks.indexOf(anchor.userId)));
@@ -331,6 +336,8 @@ class ScriptedRoom implements RoomSimulator {
   /** One presence of one anchor: start its ffmpegs early, then join, mute, unmute, leave. */
   private plan(anchor: AnchorScenario, look: number): TimelineEvent[] {
     const { userId } = anchor;
+    // As the SDK: presence and availability for everyone, streams only for those subscribed to.
+    const subscribed = isSubscribed(this.subscription, userId);
     const joinMs = toMs(anchor.joinAt);
     const goneMs = Math.min(anchor.leaveAt === null ? Infinity : toMs(anchor.leaveAt), toMs(this.scenario.end.at));
     const feeds = new Map<MediaKind, RawFrameFeed>();
@@ -350,6 +357,7 @@ class ScriptedRoom implements RoomSimulator {
       {
         atMs: Math.max(0, joinMs - PRESTART_MS),
         run: () => {
+          if (!subscribed) return;
           if (anchor.video) feeds.set('video', this.startFeed(anchor, 'video', look));
           if (anchor.audio) feeds.set('audio', this.startFeed(anchor, 'audio', look));
         },
@@ -363,7 +371,7 @@ class ScriptedRoom implements RoomSimulator {
           atMs: fromMs,
           run: () => {
             announce(kind, true);
-            feeds.get(kind)!.play(fromMs, untilMs);
+            feeds.get(kind)?.play(fromMs, untilMs);
           },
         });
         if (untilMs < goneMs) events.push({ atMs: untilMs, run: () => switchOff(kind) });
@@ -384,19 +392,28 @@ class ScriptedRoom implements RoomSimulator {
 
   private startFeed(anchor: AnchorScenario, kind: MediaKind, look: number): RawFrameFeed {
     const { userId, width, height, sampleRate, channels } = anchor;
+    const usage = this.usage.get(userId) ?? { feeds: 0, frames: 0 };
+    this.usage.set(userId, usage);
+    usage.feeds++;
     const media =
       kind === 'video'
         ? {
             args: videoArgs(anchor, look),
             frameBytes: (width * height * 3) / 2,
             periodMs: 1000 / anchor.fps,
-            deliver: (data: Buffer, timestampMs: number) => this.listener.videoFrame({ userId, data, width, height, timestampMs }),
+            deliver: (data: Buffer, timestampMs: number) => {
+              usage.frames++;
+              this.listener.videoFrame({ userId, data, width, height, timestampMs });
+            },
           }
         : {
             args: audioArgs(anchor, look),
             frameBytes: ((sampleRate * AUDIO_FRAME_MS) / 1000) * channels * 2,
             periodMs: AUDIO_FRAME_MS,
-            deliver: (data: Buffer, timestampMs: number) => this.listener.audioFrame({ userId, data, sampleRate, channels, timestampMs }),
+            deliver: (data: Buffer, timestampMs: number) => {
+              usage.frames++;
+              this.listener.audioFrame({ userId, data, sampleRate, channels, timestampMs });
+            },
           };
     const feed = new RawFrameFeed({
       binary: this.ffmpegPath,

@@ -48,9 +48,25 @@ export interface RoomListener {
   error(code: number, message: string): void;
 }
 
+/**
+ * Whose media to receive: anchors in `allow` only, or every anchor but those in `deny`
+ * (TRTC's SubscribeStreamUserIds). Anchors not received cost nothing: no stream is pulled, no
+ * frame callback registered, and their frames never reach the listener. Presence events
+ * (anchorJoined/anchorLeft) still arrive for every anchor.
+ */
+export interface Subscription {
+  allow?: readonly string[];
+  deny?: readonly string[];
+}
+
+export function isSubscribed(subscription: Subscription | undefined, userId: string): boolean {
+  if (subscription?.allow) return subscription.allow.includes(userId);
+  return !subscription?.deny?.includes(userId);
+}
+
 export interface RoomSource {
   /** Resolves once in the room; rejects with a MediaError when entering fails. */
-  enter(target: RoomTarget, listener: RoomListener): Promise<void>;
+  enter(target: RoomTarget, listener: RoomListener, subscription?: Subscription): Promise<void>;
   /** Leaves (our own decision: deadline, SIGTERM, disk); `exited('left')` follows. */
   leave(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { MediaError } from '../errors';
-import type { RoomExitReason, RoomListener, RoomSource, RoomTarget } from './room-source';
+import { isSubscribed, type RoomExitReason, type RoomListener, type RoomSource, type RoomTarget, type Subscription } from './room-source';
 import {
   TRTC_APP_SCENE_LIVE,
   TRTC_BUFFER_TYPE_BUFFER,
@@ -81,6 +81,8 @@ class TrtcElectronRoom implements RoomSource {
   private exitConfirmed: (() => void) | undefined;
   /** Users whose frames a render callback is registered for. */
   private readonly videoUsers = new Set<string>();
+  /** Set when only some anchors are received: streams are then pulled one by one. */
+  private subscription: Subscription | undefined;
 
   constructor(private readonly sdk: TrtcCloudModule) {}
 
@@ -95,7 +97,10 @@ class TrtcElectronRoom implements RoomSource {
     },
     // An unknown reason can only come from the server's side, which is what a kick is.
     onExitRoom: (reason) => this.exit(EXIT_REASONS[reason] ?? 'kicked'),
-    onRemoteUserEnterRoom: (userId) => this.listener.anchorJoined(userId),
+    onRemoteUserEnterRoom: (userId) => {
+      this.listener.anchorJoined(userId);
+      if (this.subscription && isSubscribed(this.subscription, userId)) this.cloud?.muteRemoteAudio(userId, false);
+    },
     onRemoteUserLeaveRoom: (userId) => this.listener.anchorLeft(userId),
     onUserAudioAvailable: (userId, available) => this.listener.audioAvailable(userId, Boolean(available)),
     onUserVideoAvailable: (userId, available) => this.setVideoAvailable(userId, Boolean(available)),
@@ -116,16 +121,20 @@ class TrtcElectronRoom implements RoomSource {
     },
   };
 
-  enter(target: RoomTarget, listener: RoomListener): Promise<void> {
+  enter(target: RoomTarget, listener: RoomListener, subscription?: Subscription): Promise<void> {
     if (this.cloud) return Promise.reject(new MediaError('RoomEnterFailed', 'already in a TRTC room; leave it first'));
     const cloud = this.sdk.getTRTCShareInstance();
     this.cloud = cloud;
     this.listener = listener;
+    this.subscription = subscription;
     for (const event of Object.keys(this.handlers) as Array<keyof TrtcCloudEvents>) cloud.on(event, this.handlers[event]);
-    cloud.setDefaultStreamRecvMode(true, true);
+    // Only some anchors wanted: receive nothing by default, then pull each wanted stream.
+    const receiveAll = !subscription?.allow && !subscription?.deny?.length;
+    cloud.setDefaultStreamRecvMode(receiveAll, receiveAll);
+    if (receiveAll) this.subscription = undefined;
     cloud.setAudioFrameCallback({
       onPlayAudioFrame: (frame, userId) => {
-        if (!this.cloud) return;
+        if (!this.cloud || !isSubscribed(this.subscription, userId)) return;
         listener.audioFrame({
           userId,
           data: bufferView(frame.data, frame.length),
@@ -172,12 +181,16 @@ class TrtcElectronRoom implements RoomSource {
 
   private setVideoAvailable(userId: string, available: boolean): void {
     const cloud = this.cloud!;
+    // Not received: no render callback, no stream pulled; only the event is passed on.
+    if (!isSubscribed(this.subscription, userId)) return this.listener.videoAvailable(userId, available);
     if (available) {
       this.listener.videoAvailable(userId, true);
       this.videoUsers.add(userId);
       cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_I420, TRTC_BUFFER_TYPE_BUFFER, this.renderer);
+      if (this.subscription) cloud.startRemoteView(userId, null, TRTC_VIDEO_STREAM_BIG);
     } else {
       this.videoUsers.delete(userId);
+      if (this.subscription) cloud.stopRemoteView(userId, TRTC_VIDEO_STREAM_BIG);
       cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_UNKNOWN, TRTC_BUFFER_TYPE_UNKNOWN, null);
       this.listener.videoAvailable(userId, false);
     }

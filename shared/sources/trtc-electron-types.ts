@@ -81,6 +81,11 @@ export interface TrtcCloud {
   enterRoom(params: TrtcParams, scene: number): void;
   exitRoom(): void;
   setDefaultStreamRecvMode(autoRecvAudio: boolean, autoRecvVideo: boolean): void;
+  /** With automatic receiving off: whether to receive (false) a user's audio. */
+  muteRemoteAudio(userId: string, mute: boolean): void;
+  /** With automatic receiving off: pull a user's video; `view` null renders nowhere (frames still reach the render callback). */
+  startRemoteView(userId: string, view: null, streamType: number): void;
+  stopRemoteView(userId: string, streamType: number): void;
   setAudioFrameCallback(callback: TrtcAudioFrameCallback | null): void;
   setRemoteVideoRenderCallback(
     userId: string,

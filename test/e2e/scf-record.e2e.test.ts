@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,8 @@ import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../.
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { startTrtcApiEmulator } from '../emulators/trtc-api-emulator';
 import { probe, type ProbeResult } from '../support/media-tools';
-import { runningProcessesMatching } from '../support/process';
+import { isProcessRunning } from '../support/process';
+import { WORK_DIR_ENV } from '../../shared/work-dirs';
 
 const cosKeys = { SecretId: 'AKIDcosTEST', SecretKey: 'cos-secret-value-xyz' };
 const apiKeys = { secretId: 'AKIDapiTEST', secretKey: 'api-secret-value-xyz' };
@@ -102,6 +103,25 @@ async function probeStored(recordFileUrl: string, suffix: string): Promise<Probe
   return probe(file);
 }
 
+/** Bytes of every file under a directory. */
+async function duBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+/** Processes tied to a work dir under `root` (encoders carry MEDIA_WORK_DIR). */
+async function processesUnder(root: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
+    if (environ.includes(`${WORK_DIR_ENV}=${root}/`) && isProcessRunning(Number(entry))) found.push(Number(entry));
+  }
+  return found;
+}
+
 const codecs = (info: ProbeResult) => info.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort();
 
 describe('SCF recorder, end to end (room simulator, COS emulator, callback receiver)', () => {
@@ -174,15 +194,17 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     expect(callbacks.some((c) => c.body.RequestId === 'deadline')).toBe(true);
   });
 
-  it('stops cleanly before the disk budget runs out, and finalises without a second copy on disk', async () => {
-    const scenario = { anchors: [{ userId: 'dave', width: 640, height: 360 }], end: { at: 60, reason: 'dismissed' } };
-    const result = (await simulatedHandler(scenario, { DISK_BUDGET_MB: '1.5', DISK_RESERVE_MB: '1' })(recordRequest(), { request_id: 'disk' })) as RecordResult;
-    expect(result.StopReason).toBe('disk_full');
+  it('keeps local disk at a few MB however long it records: everything streams to COS', async () => {
+    const scenario = { anchors: [{ userId: 'dave', width: 640, height: 360 }], end: { at: 8, reason: 'dismissed' } };
+    const diskRoot = await mkdtemp(join(tmpdir(), 'scf-disk-'));
+    let largest = 0;
+    const sampler = setInterval(() => void duBytes(diskRoot).then((bytes) => (largest = Math.max(largest, bytes))), 200);
+    const result = (await simulatedHandler(scenario, { MEDIA_TMP_DIR: diskRoot })(recordRequest(), { request_id: 'disk' })) as RecordResult;
+    clearInterval(sampler);
     const [file] = result.Files;
-    expect(file).toMatchObject({ Status: 1, Message: expect.stringContaining('disk was nearly full') });
-    const key = decodeURIComponent(new URL(file!.RecordFile).pathname.slice(1));
-    // Streamed as fragmented MP4: no room for a faststart copy beside the FLV.
-    expect(cos.getObject(bucket, key)!.includes(Buffer.from('moof'))).toBe(true);
+    expect(file).toMatchObject({ Status: 1, Message: 'ok' });
+    expect(file!.Size).toBeGreaterThan(512 * 1024);
+    expect(largest).toBeLessThan(256 * 1024); // the owner file, nothing of the recording
     expect(codecs(await probeStored(file!.RecordFile, 'mp4'))).toEqual(['audio:aac', 'video:h264']);
   });
 
@@ -205,7 +227,7 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     expect(result.Files.map((f) => [f.UserId, f.Status]).sort()).toEqual([['alice', 1], ['bob', 1]]);
     const stored = await readdir(join(bucketRoot, bucket, 'classes', String(JSON.parse(event).RoomId), 'alice'));
     expect(stored).toHaveLength(1);
-    expect(runningProcessesMatching('pipe:3')).toEqual([]);
+    expect(await processesUnder(workRoot)).toEqual([]);
     expect(callbacks.some((c) => c.body.StopReason === 'terminated' && c.body.RoomId === JSON.parse(event).RoomId)).toBe(true);
   });
 });

@@ -145,3 +145,35 @@ export async function decodeImage(bytes: Buffer, format: string): Promise<Decode
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
 }
+
+export interface DecodedMedia {
+  format: string;
+  duration?: number;
+  streams: Array<{ type: string; codec: string; frames: number }>;
+}
+
+/**
+ * Decodes a stored recording to the end with ffprobe (every frame of every stream is decoded and
+ * counted) and says what came out. Throws when ffprobe cannot read it.
+ */
+export async function decodeMedia(bytes: Buffer, extension: string): Promise<DecodedMedia> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'decode-media-'));
+  const file = path.join(dir, `recording.${extension}`);
+  try {
+    await fs.promises.writeFile(file, bytes);
+    const result = await runTracked(
+      ffprobePath,
+      ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames:format=format_name,duration', '-of', 'json', file],
+      120_000,
+    );
+    if (result.code !== 0) throw new Error(`ffprobe could not decode ${bytes.length} bytes of ${extension} (exit ${result.code}): ${result.stderr.trim()}`);
+    const json = JSON.parse(result.stdout) as { format?: { format_name?: string; duration?: string }; streams?: Array<{ codec_type?: string; codec_name?: string; nb_read_frames?: string }> };
+    return {
+      format: json.format?.format_name ?? '',
+      duration: seconds(json.format?.duration),
+      streams: (json.streams ?? []).map((stream) => ({ type: stream.codec_type ?? '', codec: stream.codec_name ?? '', frames: Number(stream.nb_read_frames ?? 0) })),
+    };
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,42 +1,43 @@
 import { describe, expect, it } from 'vitest';
-import { finalizeArgs, modeTracks, recordingArgs, recordingPipes } from '../../shared/recording/args';
+import { VIDEO_TO_FULL_RANGE_FILTER, imageEncoderArgs } from '../../shared/outputs/images/format';
+import { ANCHOR_X264_PRESET, modeTracks, recordingArgs, recordingPipes } from '../../shared/outputs/recording/encoder-args';
 import { blackI420, convertPcm, i420Size, scaleI420 } from '../../shared/media/raw-media';
 import { safeSegment } from '../../shared/naming';
 
 describe('recording arguments', () => {
-  it('reads video from pipe 3 and audio from pipe 4, encoding H.264 + AAC into FLV', () => {
-    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, audio: { sampleRate: 48000, channels: 2 }, outputPath: '/w/alice.flv' });
+  it('reads video from pipe 3 and audio from pipe 4, and writes fragmented MP4 (H.264 + AAC) to pipe 5', () => {
+    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, audio: { sampleRate: 48000, channels: 2 } });
     expect(args.join(' ')).toContain('-f rawvideo -pix_fmt yuv420p -video_size 640x360 -framerate 15 -i pipe:3');
     expect(args.join(' ')).toContain('-f s16le -ar 48000 -ac 2 -i pipe:4');
-    expect(args.join(' ')).toContain('-map 0:v -c:v libx264');
+    expect(args.join(' ')).toContain(`-map 0:v -c:v libx264 -preset ${ANCHOR_X264_PRESET} -tune zerolatency`);
+    expect(args.join(' ')).toContain('-g 30');
     expect(args.join(' ')).toContain('-map 1:a -c:a aac');
-    expect(args.slice(-4)).toEqual(['-f', 'flv', '-y', '/w/alice.flv']);
+    expect(args.slice(-5)).toEqual(['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', 'pipe:5']);
   });
 
-  it('records audio-only as MP3 in FLV, so finalising to .mp3 is a copy', () => {
-    const args = recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, outputPath: '/w/a.flv' });
+  it('records audio-only as bare MP3 frames: no ID3 or Xing header stating totals of a growing file', () => {
+    const args = recordingArgs({ audio: { sampleRate: 48000, channels: 1 } });
     expect(args.join(' ')).toContain('-i pipe:3');
     expect(args.join(' ')).toContain('-map 0:a -c:a libmp3lame');
+    expect(args.slice(-7)).toEqual(['-f', 'mp3', '-write_xing', '0', '-id3v2_version', '0', 'pipe:4']);
     expect(args).not.toContain('libx264');
+  });
+
+  it('takes snapshots from the pictures being encoded, with the image pipeline of the snapshot function', () => {
+    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, snapshots: { intervalSec: 5, outputPattern: '/w/s/p0-%d.jpg' } });
+    const second = args.lastIndexOf('-map');
+    expect(args.slice(second, second + 4)).toEqual(['-map', '0:v', '-vf', `select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',${VIDEO_TO_FULL_RANGE_FILTER}`]);
+    expect(args.slice(second)).toEqual(expect.arrayContaining([...imageEncoderArgs('jpg'), '-frame_pts', '1', '-atomic_writing', '1']));
+    expect(args.at(-1)).toBe('/w/s/p0-%d.jpg');
+    // Audio only: nothing to take pictures of.
+    expect(recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, snapshots: { intervalSec: 5, outputPattern: 'x' } })).not.toContain('image2');
   });
 
   it('maps modes to tracks and pipes', () => {
     expect(modeTracks('00')).toEqual({ audio: true, video: false });
     expect(modeTracks('01')).toEqual({ audio: false, video: true });
-    expect(recordingPipes(modeTracks('02'))).toEqual({ video: 3, audio: 4 });
-    expect(recordingPipes(modeTracks('00'))).toEqual({ audio: 3 });
-  });
-
-  it('finalises by stream copy, with faststart on disk or fragmented to a pipe', () => {
-    expect(finalizeArgs({ inputPath: 'a.flv', mode: '02', output: 'a.mp4' })).toEqual(
-      expect.arrayContaining(['-c', 'copy', '-movflags', '+faststart', '-f', 'mp4']),
-    );
-    expect(finalizeArgs({ inputPath: 'a.flv', mode: '01', output: 'pipe:3', fragmented: true })).toEqual(
-      expect.arrayContaining(['-movflags', '+frag_keyframe+empty_moov+default_base_moof', 'pipe:3']),
-    );
-    const mp3 = finalizeArgs({ inputPath: 'a.flv', mode: '00', output: 'pipe:3' });
-    expect(mp3.slice(-4)).toEqual(['-f', 'mp3', '-y', 'pipe:3']);
-    expect(mp3).not.toContain('-movflags');
+    expect(recordingPipes(modeTracks('02'))).toEqual({ video: 3, audio: 4, output: 5 });
+    expect(recordingPipes(modeTracks('00'))).toEqual({ audio: 3, output: 4 });
   });
 });
 

@@ -27,6 +27,15 @@ class FakeTrtcCloud extends EventEmitter implements TrtcCloud {
   setDefaultStreamRecvMode(autoRecvAudio: boolean, autoRecvVideo: boolean): void {
     this.calls.push({ method: 'setDefaultStreamRecvMode', args: [autoRecvAudio, autoRecvVideo] });
   }
+  muteRemoteAudio(userId: string, mute: boolean): void {
+    this.calls.push({ method: 'muteRemoteAudio', args: [userId, mute] });
+  }
+  startRemoteView(userId: string, view: null, streamType: number): void {
+    this.calls.push({ method: 'startRemoteView', args: [userId, view, streamType] });
+  }
+  stopRemoteView(userId: string, streamType: number): void {
+    this.calls.push({ method: 'stopRemoteView', args: [userId, streamType] });
+  }
   setAudioFrameCallback(callback: TrtcAudioFrameCallback | null): void {
     this.calls.push({ method: 'setAudioFrameCallback', args: [callback] });
     this.audioCallback = callback;
@@ -111,6 +120,32 @@ describe('trtc-electron-sdk room adapter', () => {
     cloud.fire('onEnterRoom', 312);
     await entered;
     expect(resolved).toBe(true);
+  });
+
+  it('with a subscription, pulls and registers callbacks only for the anchors wanted', async () => {
+    const cloud = new FakeTrtcCloud();
+    const room = createTrtcElectronRoom({ loadSdk: () => ({ getTRTCShareInstance: () => cloud }) });
+    const { events, listener } = recordingListener();
+    const entered = room.enter(target, listener, { allow: ['teacher'] });
+    cloud.fire('onEnterRoom', 100);
+    await entered;
+    expect(cloud.callsTo('setDefaultStreamRecvMode')).toEqual([[false, false]]);
+    for (const userId of ['teacher', 'student']) {
+      cloud.fire('onRemoteUserEnterRoom', userId);
+      cloud.fire('onUserVideoAvailable', userId, 1);
+    }
+    expect(cloud.callsTo('muteRemoteAudio')).toEqual([['teacher', false]]);
+    expect(cloud.callsTo('startRemoteView')).toEqual([['teacher', null, 0]]);
+    expect([...cloud.renderCallbacks.keys()]).toEqual(['teacher']);
+    // A stray audio frame of someone not subscribed to never reaches the recorder.
+    const pcm = { audioFormat: 1, data: Buffer.alloc(1920), length: 1920, sampleRate: 48000, channel: 1, timestamp: 5 };
+    cloud.audioCallback!.onPlayAudioFrame!(pcm, 'student');
+    cloud.audioCallback!.onPlayAudioFrame!(pcm, 'teacher');
+    expect(events.filter(([name]) => name === 'audioFrame').map(([, frame]) => (frame as { userId: string }).userId)).toEqual(['teacher']);
+    // Presence still arrives for everyone.
+    expect(events.filter(([name]) => name === 'anchorJoined').map(([, userId]) => userId)).toEqual(['teacher', 'student']);
+    cloud.fire('onUserVideoAvailable', 'teacher', 0);
+    expect(cloud.callsTo('stopRemoteView')).toEqual([['teacher', 0]]);
   });
 
   it('names a string room with roomId 0, and lets roomId win when both are given', async () => {

@@ -1,0 +1,94 @@
+import { supervisedRunArgs } from '../../ffmpeg/args';
+import { imageEncoderArgs, imageFilters } from '../images/format';
+
+/** The contract's modes: 00 audio → MP3, 01 video → MP4, 02 both → MP4. */
+export const RECORD_MODES = ['00', '01', '02'] as const;
+export type RecordMode = (typeof RECORD_MODES)[number];
+
+export function modeTracks(mode: RecordMode): { audio: boolean; video: boolean } {
+  return { audio: mode !== '01', video: mode !== '00' };
+}
+
+export const recordingExtension = (mode: RecordMode) => (mode === '00' ? 'mp3' : 'mp4');
+export const recordingContentType = (mode: RecordMode) => (mode === '00' ? 'audio/mpeg' : 'video/mp4');
+
+export interface RawVideoFormat {
+  width: number;
+  height: number;
+  fps: number;
+}
+
+export interface RawAudioFormat {
+  sampleRate: number;
+  channels: number;
+}
+
+/** First extra pipe; video comes first when both are present, the output last. */
+const FIRST_PIPE_FD = 3;
+
+export interface RecordingPipes {
+  video?: number;
+  audio?: number;
+  /** What ffmpeg writes: fragmented MP4 or MP3. */
+  output: number;
+}
+
+export function recordingPipes(tracks: { audio: boolean; video: boolean }): RecordingPipes {
+  let fd = FIRST_PIPE_FD;
+  const video = tracks.video ? fd++ : undefined;
+  const audio = tracks.audio ? fd++ : undefined;
+  return { ...(video !== undefined ? { video } : {}), ...(audio !== undefined ? { audio } : {}), output: fd };
+}
+
+/**
+ * x264 preset for anchors. Measured per anchor-minute at 720p15 with zerolatency (bundled ffmpeg,
+ * `npm run bench:record`): superfast costs about a quarter less CPU than veryfast for a few percent
+ * more bitrate; ultrafast costs more, not less, at the same CRF (its bitrate balloons).
+ */
+export const ANCHOR_X264_PRESET = 'superfast';
+/** One fragment per GOP: what a crash can lose, at most, of what reached the encoder. */
+export const KEYFRAME_SECONDS = 2;
+
+export interface RecordingPlan {
+  video?: RawVideoFormat;
+  audio?: RawAudioFormat;
+  /** Also write a JPEG every `intervalSec` of the recording, named by its time in ms. */
+  snapshots?: { intervalSec: number; outputPattern: string };
+}
+
+/**
+ * One anchor's encoder: raw I420 and/or s16le PCM in through pipes, out through a pipe as it is
+ * made — fragmented MP4 (H.264 + AAC, a fragment per keyframe) or bare MP3 frames (no ID3 or Xing
+ * header: a header written at the start would state totals for a file that is still growing).
+ * Snapshots, when asked for, come from the same decoded pictures: no second decode.
+ */
+export function recordingArgs(plan: RecordingPlan): string[] {
+  const pipes = recordingPipes({ video: !!plan.video, audio: !!plan.audio });
+  const args = supervisedRunArgs();
+  if (plan.video && pipes.video) {
+    const { width, height, fps } = plan.video;
+    args.push('-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-video_size', `${width}x${height}`, '-framerate', String(fps), '-i', `pipe:${pipes.video}`);
+  }
+  if (plan.audio && pipes.audio) {
+    const { sampleRate, channels } = plan.audio;
+    args.push('-f', 's16le', '-ar', String(sampleRate), '-ac', String(channels), '-i', `pipe:${pipes.audio}`);
+  }
+  if (plan.video) {
+    // zerolatency: no B-frames or lookahead, so nothing is held back and memory stays small.
+    args.push('-map', '0:v', '-c:v', 'libx264', '-preset', ANCHOR_X264_PRESET, '-tune', 'zerolatency', '-crf', '23');
+    args.push('-g', String(plan.video.fps * KEYFRAME_SECONDS), '-pix_fmt', 'yuv420p');
+  }
+  if (plan.audio) args.push('-map', `${plan.video ? 1 : 0}:a`);
+  if (plan.video) {
+    if (plan.audio) args.push('-c:a', 'aac', '-b:a', '96k');
+    args.push('-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', `pipe:${pipes.output}`);
+  } else {
+    args.push('-c:a', 'libmp3lame', '-b:a', '64k', '-f', 'mp3', '-write_xing', '0', '-id3v2_version', '0', `pipe:${pipes.output}`);
+  }
+  if (plan.video && plan.snapshots) {
+    const select = `select='isnan(prev_selected_t)+gte(t-prev_selected_t,${plan.snapshots.intervalSec})'`;
+    args.push('-map', '0:v', '-vf', [select, ...imageFilters('jpg')].join(','), '-vsync', 'vfr', '-r', '1000', ...imageEncoderArgs('jpg'));
+    args.push('-f', 'image2', '-frame_pts', '1', '-atomic_writing', '1', plan.snapshots.outputPattern);
+  }
+  return args;
+}

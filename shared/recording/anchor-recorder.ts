@@ -5,6 +5,7 @@ import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
 import { Mp3FrameReader } from '../media/mp3-frames';
 import { Mp4SegmentReader } from '../media/mp4-boxes';
+import { RawVideoMatroskaWriter } from '../media/mkv-writer';
 import { blackI420, convertPcm, i420Size, scaleI420 } from '../media/raw-media';
 import { ImageDirectory } from '../outputs/images/image-files';
 import { modeTracks, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
@@ -73,8 +74,6 @@ const PENDING_AUDIO_FRAMES_LIMIT = 500;
 const VIDEO_BACKLOG_BYTES = 12 * 1024 * 1024;
 /** Audio waiting for the encoder beyond this is dropped (the gap becomes silence later). */
 const AUDIO_BACKLOG_MS = 1_000;
-/** Frames owed to an encoder that fell this far behind are skipped: the file's time shrinks by them. */
-const MAX_OWED_SECONDS = 5;
 /** An encoder that does not finish within this after its input ended is stopped. */
 const ENCODER_FINISH_GRACE_MS = 30_000;
 
@@ -83,7 +82,11 @@ interface Piece {
   startedAt: number;
   ffmpeg: FfmpegProcess;
   upload: GrowingObjectUpload;
-  videoFrames: number;
+  /** Matroska framing of this piece's pictures; timestamps start at 0 with the piece. */
+  mkv?: RawVideoMatroskaWriter;
+  /** Room time (ms since the recording started) of the piece's first picture, and of its latest. */
+  videoStartMs: number;
+  lastVideoMs: number;
   audioSamples: number;
   droppedFrames: number;
   /** Resolves when everything the encoder wrote has been handed to the upload. */
@@ -99,9 +102,9 @@ interface Piece {
  * the room, with audio and video in sync. The encoder's output goes, piece by piece, to a
  * growing object (see GrowingObjectUpload); nothing is kept on disk.
  *
- * When the encoder cannot keep up, pictures are not queued: the tick's frame is owed and written
- * later as a repeat of the newest picture (cheap to encode), so memory stays bounded and the
- * file still covers the room's time; such frames are counted as dropped.
+ * Every picture goes to the encoder with its own timestamp, so when the encoder cannot keep up a
+ * tick's picture is simply not sent (and counted as dropped): the previous one lasts longer in the
+ * file, memory stays bounded, nothing is queued, and the file still covers the room's time.
  */
 export class AnchorRecorder {
   private readonly tracks: { audio: boolean; video: boolean };
@@ -117,11 +120,9 @@ export class AnchorRecorder {
   private latestPicture: { frame: VideoFrame; at: number } | undefined;
   private blackPicture: Buffer | undefined;
   private silence: Buffer | undefined;
-  /** Frames and samples written over all pieces: the recording's timeline. */
-  private videoFramesWritten = 0;
+  /** The recording's timeline: the last video tick handled (frame index since the start), and audio samples written. */
+  private lastTick = -1;
   private audioSamplesWritten = 0;
-  /** Frames of room time given up because the encoder fell too far behind. */
-  private videoFramesSkipped = 0;
   private droppedFrames = 0;
   private pendingAudio: AudioFrame[] = [];
   private clock: NodeJS.Timeout | undefined;
@@ -177,10 +178,11 @@ export class AnchorRecorder {
     if (!this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
+      // One black picture from just after the anchor left: it lasts until the next one.
       const { width, height } = this.videoFormat;
-      const black = (this.blackPicture ??= blackI420(width, height));
-      const gap = Math.floor((elapsed * this.fps) / 1000) - this.videoFramesSkipped - this.videoFramesWritten;
-      for (let i = 0; i < gap; i++) this.writeVideoFrame(black);
+      const resumeTick = Math.floor((elapsed * this.fps) / 1000);
+      if (resumeTick > this.lastTick + 1) this.writeVideoFrame((this.blackPicture ??= blackI420(width, height)), this.lastTick + 1);
+      this.lastTick = Math.max(this.lastTick, resumeTick - 1);
     }
     if (this.audioFormat) {
       const gap = this.samplesFor(elapsed) - this.audioSamplesWritten;
@@ -236,9 +238,11 @@ export class AnchorRecorder {
     this.tick();
   }
 
-  private openPiece(): void {
+  /** A new piece (encoder + upload) whose time starts at video tick `startTick` (or where the audio is). */
+  private openPiece(startTick?: number): void {
     const index = this.pieces.length;
-    const startedAt = this.startedAtWall + this.timelineMs();
+    const startMs = startTick !== undefined ? this.msOfTick(startTick) : this.timelineMs();
+    const startedAt = this.startedAtWall + startMs;
     const ffmpeg = new FfmpegProcess({
       binary: this.options.ffmpegPath,
       args: recordingArgs({
@@ -251,7 +255,19 @@ export class AnchorRecorder {
       env: this.options.env,
     });
     const upload = this.options.openPiece(index, startedAt);
-    const piece: Piece = { index, startedAt, ffmpeg, upload, videoFrames: 0, audioSamples: 0, droppedFrames: 0, drained: Promise.resolve() };
+    const piece: Piece = {
+      index,
+      startedAt,
+      ffmpeg,
+      upload,
+      mkv: this.videoFormat ? new RawVideoMatroskaWriter(this.videoFormat.width, this.videoFormat.height) : undefined,
+      videoStartMs: startMs,
+      lastVideoMs: startMs - 1,
+      audioSamples: 0,
+      droppedFrames: 0,
+      drained: Promise.resolve(),
+    };
+    if (piece.mkv) ffmpeg.pipe(this.pipes.video!).write(piece.mkv.header());
     piece.drained = this.drainOutput(piece);
     void ffmpeg.exited.then((exit) => {
       if (exit.code !== 0 && !piece.error) piece.error = describeExit(exit);
@@ -290,13 +306,18 @@ export class AnchorRecorder {
       const message = error instanceof Error ? error.message : String(error);
       return { key: piece.upload.key, mode: 'append', storedBytes: 0, lostBytes: piece.upload.pendingBytes, spilledBytes: 0, objectExists: false, error: message };
     });
-    const durationSec = this.videoFormat ? piece.videoFrames / this.fps : piece.audioSamples / this.audioFormat!.sampleRate;
+    const durationSec = this.videoFormat ? (piece.lastVideoMs - piece.videoStartMs + 1000 / this.fps) / 1000 : piece.audioSamples / this.audioFormat!.sampleRate;
     this.options.logger.info('recording piece closed', { anchor: this.options.userId, piece: piece.index, durationSec, bytes: upload.storedBytes });
     return { index: piece.index, startedAt: piece.startedAt, durationSec, droppedFrames: piece.droppedFrames, upload, ...(piece.error ? { error: piece.error } : {}) };
   }
 
-  /** Closes the current piece's input; its encoder finishes and its upload completes on its own. */
-  private closePiece(piece: Piece): void {
+  /**
+   * Closes a piece's input; its encoder finishes and its upload completes on its own. The latest
+   * picture is sent again at `endTick` (unless the anchor is away), so the piece covers its time
+   * up to where the next one starts.
+   */
+  private closePiece(piece: Piece, endTick: number): void {
+    if (piece.mkv && !this.away && this.msOfTick(endTick) > piece.lastVideoMs) this.writeVideoFrame(this.currentPicture(), endTick, piece);
     for (const fd of [this.pipes.video, this.pipes.audio]) if (fd !== undefined) piece.ffmpeg.pipe(fd).end();
     const backstop = setTimeout(() => void piece.ffmpeg.stop('requested'), ENCODER_FINISH_GRACE_MS);
     void piece.ffmpeg.exited.finally(() => clearTimeout(backstop));
@@ -306,50 +327,52 @@ export class AnchorRecorder {
     return this.now() - this.startedAt!;
   }
 
-  /** Room time the recording has reached (ms). */
+  /** Room time the recording has reached (ms): the next video tick, or the audio written. */
   private timelineMs(): number {
-    return this.videoFormat ? (this.videoFramesWritten * 1000) / this.fps : this.audioFormat ? (this.audioSamplesWritten * 1000) / this.audioFormat.sampleRate : 0;
+    return this.videoFormat ? this.msOfTick(this.lastTick + 1) : this.audioFormat ? (this.audioSamplesWritten * 1000) / this.audioFormat.sampleRate : 0;
+  }
+
+  private msOfTick(tick: number): number {
+    return (tick * 1000) / this.fps;
   }
 
   private tick(): void {
     if (this.away || !this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
-      const due = Math.floor((elapsed * this.fps) / 1000) + 1 - this.videoFramesSkipped;
-      let owed = due - this.videoFramesWritten;
-      if (owed > MAX_OWED_SECONDS * this.fps) {
-        // The encoder is far behind: give up that stretch of time rather than queue it.
-        const skipped = owed - this.fps;
-        this.videoFramesSkipped += skipped;
-        this.droppedFrames += skipped;
-        this.piece.droppedFrames += skipped;
-        owed -= skipped;
-        this.options.logger.warn('encoder far behind; skipping frames', { anchor: this.options.userId, skipped });
+      const tick = Math.floor((elapsed * this.fps) / 1000);
+      if (tick > this.lastTick) {
+        this.rotateIfDue(tick);
+        // Behind: this picture is not sent; the one before lasts longer. Late timers skip ticks the same way.
+        if (this.videoCongested()) {
+          this.droppedFrames++;
+          this.piece.droppedFrames++;
+        } else {
+          this.writeVideoFrame(this.currentPicture(), tick);
+        }
+        this.lastTick = tick;
       }
-      if (owed > 0 && this.videoCongested()) {
-        this.droppedFrames++;
-        this.piece.droppedFrames++;
-        owed = 0;
-      }
-      for (let i = 0; i < owed; i++) this.writeVideoFrame(this.currentPicture());
     }
     if (this.audioFormat) {
       const lagSamples = this.samplesFor(elapsed - AUDIO_GAP_MS) - this.audioSamplesWritten;
       if (lagSamples > 0 && !this.audioCongested()) this.writeSilence(lagSamples + this.samplesFor(AUDIO_GAP_MS - AUDIO_TICK_MS));
+      if (!this.videoFormat) this.rotateIfDue(undefined);
     }
-    this.rotateIfDue();
   }
 
-  /** Starts a new piece when this one is long or large enough; the cut falls between two frames. */
-  private rotateIfDue(): void {
+  /**
+   * Starts a new piece when this one is long or large enough, before the picture of `tick`: the cut
+   * falls between two frames (and the new encoder starts on a keyframe).
+   */
+  private rotateIfDue(tick: number | undefined): void {
     const piece = this.piece!;
-    const pieceMs = this.videoFormat ? (piece.videoFrames * 1000) / this.fps : (piece.audioSamples * 1000) / this.audioFormat!.sampleRate;
+    const pieceMs = tick !== undefined ? this.msOfTick(tick) - piece.videoStartMs : (piece.audioSamples * 1000) / this.audioFormat!.sampleRate;
     const tooLong = this.options.maxPieceMs !== undefined && pieceMs >= this.options.maxPieceMs;
     const tooLarge = this.options.maxPieceBytes !== undefined && piece.upload.totalBytes >= this.options.maxPieceBytes;
     if (!tooLong && !tooLarge) return;
     this.options.logger.info('starting a new piece', { anchor: this.options.userId, piece: piece.index + 1, reason: tooLong ? 'duration' : 'size' });
-    this.closePiece(piece);
-    this.openPiece();
+    this.closePiece(piece, tick === undefined ? this.lastTick : tick - 1);
+    this.openPiece(tick);
   }
 
   private videoCongested(): boolean {
@@ -374,10 +397,11 @@ export class AnchorRecorder {
     return scaled;
   }
 
-  private writeVideoFrame(picture: Buffer): void {
-    this.pipe(this.pipes.video!).write(picture);
-    this.videoFramesWritten++;
-    this.piece!.videoFrames++;
+  private writeVideoFrame(picture: Buffer, tick: number, piece = this.piece!): void {
+    const roomMs = this.msOfTick(tick);
+    const input = piece.ffmpeg.pipe(this.pipes.video!);
+    for (const part of piece.mkv!.frame(roomMs - piece.videoStartMs, picture)) input.write(part);
+    piece.lastVideoMs = roomMs;
   }
 
   private writeAudio(frame: AudioFrame): void {
@@ -417,7 +441,7 @@ export class AnchorRecorder {
     if (!this.piece) return { userId: this.options.userId, pieces: [], droppedFrames: 0, error: 'no media was received' };
     clearInterval(this.clock);
     this.tick();
-    this.closePiece(this.piece);
+    this.closePiece(this.piece, this.lastTick);
     const pieces = await Promise.all(this.pieces.map(({ done }) => done));
     await this.snapshotDir?.close();
     this.options.logger.info('anchor recording closed', { anchor: this.options.userId, pieces: pieces.length, droppedFrames: this.droppedFrames });

@@ -57,7 +57,8 @@ export interface RecordingPlan {
 }
 
 /**
- * One anchor's encoder: raw I420 and/or s16le PCM in through pipes, out through a pipe as it is
+ * One anchor's encoder: raw I420 pictures (timestamped, in Matroska) and/or s16le PCM in through
+ * pipes, out through a pipe as it is
  * made — fragmented MP4 (H.264 + AAC, a fragment per keyframe) or bare MP3 frames (no ID3 or Xing
  * header: a header written at the start would state totals for a file that is still growing).
  * Snapshots, when asked for, come from the same decoded pictures: no second decode.
@@ -66,17 +67,19 @@ export function recordingArgs(plan: RecordingPlan): string[] {
   const pipes = recordingPipes({ video: !!plan.video, audio: !!plan.audio });
   const args = supervisedRunArgs();
   if (plan.video && pipes.video) {
-    const { width, height, fps } = plan.video;
-    args.push('-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-video_size', `${width}x${height}`, '-framerate', String(fps), '-i', `pipe:${pipes.video}`);
+    // Raw pictures in Matroska, each with its own timestamp (see RawVideoMatroskaWriter).
+    args.push('-f', 'matroska', '-i', `pipe:${pipes.video}`);
   }
   if (plan.audio && pipes.audio) {
     const { sampleRate, channels } = plan.audio;
     args.push('-f', 's16le', '-ar', String(sampleRate), '-ac', String(channels), '-i', `pipe:${pipes.audio}`);
   }
   if (plan.video) {
-    // zerolatency: no B-frames or lookahead, so nothing is held back and memory stays small.
-    args.push('-map', '0:v', '-c:v', 'libx264', '-preset', ANCHOR_X264_PRESET, '-tune', 'zerolatency', '-crf', '23');
-    args.push('-g', String(plan.video.fps * KEYFRAME_SECONDS), '-pix_fmt', 'yuv420p');
+    // zerolatency: no B-frames or lookahead, so nothing is held back and memory stays small. vfr:
+    // a picture we did not send lasts longer instead of being invented. A keyframe (so a fragment)
+    // every KEYFRAME_SECONDS of time however many pictures came.
+    args.push('-map', '0:v', '-c:v', 'libx264', '-preset', ANCHOR_X264_PRESET, '-tune', 'zerolatency', '-crf', '23', '-vsync', 'vfr');
+    args.push('-g', String(plan.video.fps * KEYFRAME_SECONDS), '-force_key_frames', `expr:gte(t,n_forced*${KEYFRAME_SECONDS})`, '-pix_fmt', 'yuv420p');
   }
   if (plan.audio) args.push('-map', `${plan.video ? 1 : 0}:a`);
   if (plan.video) {

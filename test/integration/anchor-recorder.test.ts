@@ -1,0 +1,49 @@
+import { randomFillSync } from 'node:crypto';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
+import { createLogger } from '../../shared/log';
+import { i420Size } from '../../shared/media/raw-media';
+import { AnchorRecorder } from '../../shared/recording/anchor-recorder';
+import { createLocalStore } from '../../shared/storage/local';
+import { GrowingObjectUpload } from '../../shared/upload/growing-object';
+import { decodeMedia } from '../support/media-tools';
+
+describe('AnchorRecorder', () => {
+  it('rolls over to a new object when one reaches its size limit, each piece a whole file, together the whole time', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rollover-'));
+    const store = createLocalStore({ root, bucket: 'b' });
+    const logger = createLogger({ requestId: 'rollover', level: 'error' });
+    const recorder = new AnchorRecorder({
+      userId: 'noise',
+      mode: '01',
+      ffmpegPath: resolveFfmpegPath(),
+      logger,
+      maxPieceBytes: 150_000,
+      openPiece: (index) => new GrowingObjectUpload({ store, key: `piece-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 200 }),
+    });
+    // Noise does not compress: the pieces fill fast.
+    const picture = Buffer.alloc(i420Size(320, 180));
+    const feeder = setInterval(() => recorder.videoFrame({ userId: 'noise', data: randomFillSync(Buffer.from(picture)), width: 320, height: 180, timestampMs: 0 }), 1000 / 15);
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    clearInterval(feeder);
+    const recording = await recorder.stop();
+
+    expect(recording.pieces.length).toBeGreaterThanOrEqual(2);
+    let total = 0;
+    for (const [i, piece] of recording.pieces.entries()) {
+      expect(piece.upload, `piece ${i}`).toMatchObject({ objectExists: true, lostBytes: 0, spilledBytes: 0 });
+      const media = await decodeMedia(await readFile(join(root, 'b', `piece-${i}.mp4`)), 'mp4');
+      expect(media.streams[0]).toMatchObject({ type: 'video', codec: 'h264' });
+      expect(Math.abs(media.duration! - piece.durationSec), `piece ${i}: ${media.duration} s vs ${piece.durationSec} s`).toBeLessThan(0.15);
+      total += piece.durationSec;
+      const next = recording.pieces[i + 1];
+      if (next) expect(Math.abs(next.startedAt - (piece.startedAt + piece.durationSec * 1000))).toBeLessThan(70);
+    }
+    // Frames arrive from about 0 s to 6 s.
+    expect(total).toBeGreaterThan(5.5);
+    expect(total).toBeLessThan(6.3);
+  });
+});

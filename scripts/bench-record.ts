@@ -1,86 +1,188 @@
 /**
- * `npm run bench:record`: what stopping costs for a 10-minute 720p anchor in mode 02.
- * Measures, in one run: stop → callback through the real finaliser (stream copy to a
- * faststart MP4, upload to the COS emulator, callback POST), against re-encoding the
- * same recording (what a finaliser without stream copy would spend), and prints the ratio.
+ * `npm run bench:record`: what recording an anchor costs, and what stopping costs.
  *
- * The FLV is made offline with the recorder's own encoder settings (`recordingArgs`) from a
- * test pattern, instead of recording 10 real minutes through the simulator.
+ * 1. Encoder CPU per anchor-minute (user+sys of the encoder ffmpeg) and output size, at 720p15 and
+ *    360p15 with audio (mode 02), for the x264 preset we ship and the one before it, and the extra
+ *    cost of SnapshotInterval. The encoder runs with the recorder's own arguments (recordingArgs);
+ *    only its pipes are replaced by files made beforehand (raw pictures in Matroska, raw PCM),
+ *    so what is measured is the encoder alone.
+ * 2. Stop → callback for a short and a long recording: the real AnchorRecorder records a 720p15
+ *    anchor into the COS emulator through GrowingObjectUpload, on a clock running faster than
+ *    real time; then stop(), the last fragment's append and the callback POST are timed.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { deliverCallback } from '../shared/callback';
 import { resolveFfmpegPath } from '../shared/ffmpeg/binary';
-import { recordingArgs } from '../shared/outputs/recording/encoder-args';
-import { finalizeRecording } from '../shared/recording/finalize';
+import { createLogger } from '../shared/log';
+import { RawVideoMatroskaWriter } from '../shared/media/mkv-writer';
+import { i420Size } from '../shared/media/raw-media';
+import { ANCHOR_X264_PRESET, recordingArgs, recordingPipes } from '../shared/outputs/recording/encoder-args';
+import { AnchorRecorder } from '../shared/recording/anchor-recorder';
 import { createCosStore } from '../shared/storage/cos';
+import { GrowingObjectUpload } from '../shared/upload/growing-object';
 import { startCosEmulator } from '../test/emulators/cos-emulator';
+import { cpuSeconds } from './bench/cpu';
 
-const MINUTES = Number(process.env.BENCH_MINUTES ?? 10);
-const keys = { secretId: 'bench-id', secretKey: 'bench-key' };
 const ffmpeg = resolveFfmpegPath();
+const FPS = 15;
+const SAMPLE_SECONDS = 20;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const STOP_MINUTES = (process.env.BENCH_STOP_MINUTES ?? '1,10').split(',').map(Number);
+/** How much faster than real time the recorder's clock runs for the stop measurement. */
+const SPEED = Number(process.env.BENCH_SPEED ?? 4);
+const CACHE = resolve('.cache', 'bench-record');
 
-/** The recorder's FLV for one anchor, cached: encoder settings from recordingArgs, input from lavfi. */
-function recorderFlv(): string {
-  const dir = resolve('.cache', 'bench-record');
-  const path = join(dir, `anchor-720p15-${MINUTES}min.flv`);
+/** Raw pictures (testsrc2) in the Matroska framing the recorder sends, cached. */
+async function rawVideo(width: number, height: number): Promise<string> {
+  const path = join(CACHE, `raw-${width}x${height}-${FPS}fps-${SAMPLE_SECONDS}s.mkv`);
   if (existsSync(path)) return path;
-  mkdirSync(dir, { recursive: true });
-  const temp = `${path}.partial.flv`;
-  const args = recordingArgs({ video: { width: 1280, height: 720, fps: 15 }, audio: { sampleRate: 48000, channels: 1 }, outputPath: temp });
-  // Same output options; the two pipes become lavfi sources of the same formats.
-  const seconds = String(MINUTES * 60);
-  const inputs = ['-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=15:duration=${seconds}`, '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`];
-  const firstMap = args.indexOf('-map');
-  const outputOptions = args.slice(firstMap).filter((arg) => arg !== '-progress' && arg !== 'pipe:1');
-  log(`making a ${MINUTES}-minute 720p15 recording with the recorder's encoder settings (cached)…`);
-  const made = spawnSync(ffmpeg, ['-hide_banner', '-loglevel', 'error', ...inputs, ...outputOptions], { stdio: 'inherit' });
-  if (made.status !== 0) throw new Error('could not make the benchmark recording');
-  renameSync(temp, path);
+  mkdirSync(CACHE, { recursive: true });
+  log(`making ${SAMPLE_SECONDS} s of raw ${width}x${height} pictures (cached)…`);
+  const frames = spawnSync(ffmpeg, ['-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${FPS}`, '-t', String(SAMPLE_SECONDS), '-pix_fmt', 'yuv420p', '-f', 'rawvideo', '-'], { maxBuffer: 2 ** 31 });
+  if (frames.status !== 0) throw new Error('could not make the raw pictures');
+  const writer = new RawVideoMatroskaWriter(width, height);
+  const out = createWriteStream(`${path}.partial`);
+  out.write(writer.header());
+  const size = i420Size(width, height);
+  for (let i = 0; i * size < frames.stdout.length; i++) for (const part of writer.frame((i * 1000) / FPS, frames.stdout.subarray(i * size, (i + 1) * size))) out.write(part);
+  out.end();
+  await once(out, 'finish');
+  renameSync(`${path}.partial`, path);
   return path;
 }
 
-async function timeIt<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const started = performance.now();
-  const value = await work();
-  return { ms: performance.now() - started, value };
+function rawAudio(): string {
+  const path = join(CACHE, `tone-48k-mono-${SAMPLE_SECONDS}s.s16le`);
+  if (existsSync(path)) return path;
+  mkdirSync(CACHE, { recursive: true });
+  const made = spawnSync(ffmpeg, ['-loglevel', 'error', '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${SAMPLE_SECONDS}`, '-f', 's16le', '-y', path]);
+  if (made.status !== 0) throw new Error('could not make the raw audio');
+  return path;
 }
 
-async function main() {
-  const flv = recorderFlv();
+interface EncoderCost {
+  label: string;
+  cpuPerMinute: number;
+  megabytesPerMinute: number;
+}
+
+/** The recorder's encoder arguments with its pipes replaced by files; CPU of that one ffmpeg. */
+async function encoderCost(label: string, width: number, height: number, preset: string, snapshotIntervalSec: number | undefined, work: string): Promise<EncoderCost> {
+  const pipes = recordingPipes({ video: true, audio: true });
+  const videoFile = await rawVideo(width, height);
+  const output = join(work, `${label.replace(/\W+/g, '-')}.mp4`);
+  const snapshotDir = join(work, `snap-${label.replace(/\W+/g, '-')}`);
+  mkdirSync(snapshotDir, { recursive: true });
+  const args = recordingArgs({
+    video: { width, height, fps: FPS },
+    audio: { sampleRate: 48_000, channels: 1 },
+    snapshots: snapshotIntervalSec === undefined ? undefined : { intervalSec: snapshotIntervalSec, outputPattern: join(snapshotDir, 'p0-%d.jpg') },
+  }).map((arg) => {
+    if (arg === `pipe:${pipes.video}`) return videoFile;
+    if (arg === `pipe:${pipes.audio}`) return rawAudio();
+    if (arg === `pipe:${pipes.output}`) return output;
+    return arg === ANCHOR_X264_PRESET ? preset : arg;
+  });
+  const before = cpuSeconds().children;
+  const child = spawn(ffmpeg, ['-y', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`${label}: encoder exited ${code}`);
+  const cpu = cpuSeconds().children - before;
+  const scale = 60 / SAMPLE_SECONDS;
+  return { label, cpuPerMinute: cpu * scale, megabytesPerMinute: (statSync(output).size / 1024 / 1024) * scale };
+}
+
+/** stop() → stored → callback delivered, after `minutes` of 720p15 recorded faster than real time. */
+async function stopToCallback(minutes: number, store: ReturnType<typeof createCosStore>, callbackUrl: string, pictures: Buffer[]) {
+  const logger = createLogger({ requestId: 'bench', level: 'error' });
+  const startReal = performance.now();
+  const virtualNow = () => (performance.now() - startReal) * SPEED;
+  let storedBytes = 0;
+  const recorder = new AnchorRecorder({
+    userId: 'anchor',
+    mode: '02',
+    ffmpegPath: ffmpeg,
+    logger,
+    now: virtualNow,
+    clockTickMs: 1000 / FPS / SPEED,
+    openPiece: (index) =>
+      new GrowingObjectUpload({ store, key: `bench/${minutes}min-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 2_000 / SPEED }),
+  });
+  let next = 0;
+  const feeder = setInterval(() => recorder.videoFrame({ userId: 'anchor', data: pictures[next++ % pictures.length]!, width: 1280, height: 720, timestampMs: virtualNow() }), 1000 / FPS / SPEED);
+  await new Promise((done) => setTimeout(done, (minutes * 60_000) / SPEED));
+  clearInterval(feeder);
+  const stopAt = performance.now();
+  const recording = await recorder.stop();
+  for (const piece of recording.pieces) storedBytes += piece.upload.storedBytes;
+  const callback = await deliverCallback(callbackUrl, { Files: recording.pieces.length });
+  if (!callback.delivered) throw new Error('callback not delivered');
+  const seconds = (performance.now() - stopAt) / 1000;
+  const duration = recording.pieces.reduce((sum, piece) => sum + piece.durationSec, 0);
+  return { minutes, seconds, storedBytes, duration, dropped: recording.droppedFrames };
+}
+
+async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'bench-record-'));
-  const cos = await startCosEmulator({ secretId: keys.secretId, secretKey: keys.secretKey });
+  const cos = await startCosEmulator({ secretId: 'bench-id', secretKey: 'bench-key' });
   const receiver = createServer((request, response) => request.resume().on('end', () => response.end('ok'))).listen(0, '127.0.0.1');
   await once(receiver, 'listening');
   const callbackUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/done`;
   try {
-    const store = createCosStore({ bucket: 'bench-1250000000', region: 'ap-guangzhou', endpoint: cos.endpoint, credentials: keys });
-    const recording = join(work, 'anchor.flv');
-    await copyFile(flv, recording);
+    const configs: Array<{ label: string; width: number; height: number; preset: string; snapshots?: number }> = [];
+    for (const [width, height] of [[1280, 720], [640, 360]] as const) {
+      for (const preset of [ANCHOR_X264_PRESET, 'veryfast']) configs.push({ label: `${height}p15 + AAC, ${preset}`, width, height, preset });
+    }
+    for (const interval of [1, 5]) configs.push({ label: `720p15 + AAC, ${ANCHOR_X264_PRESET}, SnapshotInterval ${interval}`, width: 1280, height: 720, preset: ANCHOR_X264_PRESET, snapshots: interval });
+    // Interleaved rounds, medians: machine noise spreads over every variant alike.
+    const samples = new Map<string, EncoderCost[]>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      log(`encoding, round ${round} of ${ROUNDS}…`);
+      for (const config of configs) {
+        const cost = await encoderCost(config.label, config.width, config.height, config.preset, config.snapshots, work);
+        samples.set(config.label, [...(samples.get(config.label) ?? []), cost]);
+      }
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+    const costs: EncoderCost[] = configs.map(({ label }) => ({
+      label,
+      cpuPerMinute: median(samples.get(label)!.map((cost) => cost.cpuPerMinute)),
+      megabytesPerMinute: median(samples.get(label)!.map((cost) => cost.megabytesPerMinute)),
+    }));
 
-    const stopToCallback = await timeIt(async () => {
-      const outcome = await finalizeRecording({ flvPath: recording, mode: '02', key: 'bench/anchor.mp4', store, ffmpegPath: ffmpeg, freeBytes: async () => Number.MAX_SAFE_INTEGER });
-      if (outcome.failedStep) throw new Error(`${outcome.failedStep}: ${outcome.error}`);
-      const callback = await deliverCallback(callbackUrl, { Files: [{ UserId: 'anchor', Status: 1 }] });
-      if (!callback.delivered) throw new Error('callback not delivered');
-      return outcome;
-    });
+    const store = createCosStore({ bucket: 'bench-1250000000', region: 'ap-guangzhou', endpoint: cos.endpoint, credentials: { secretId: 'bench-id', secretKey: 'bench-key' } });
+    const frames = spawnSync(ffmpeg, ['-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${FPS}`, '-frames:v', '30', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', '-'], { maxBuffer: 2 ** 30 }).stdout;
+    const size = i420Size(1280, 720);
+    const pictures = Array.from({ length: 30 }, (_, i) => frames.subarray(i * size, (i + 1) * size));
+    const stops = [];
+    for (const minutes of STOP_MINUTES) {
+      log(`recording ${minutes} min of 720p15 at ${SPEED}x real time, then stopping…`);
+      stops.push(await stopToCallback(minutes, store, callbackUrl, pictures));
+    }
 
-    const reencode = await timeIt(async () => {
-      const result = spawnSync(ffmpeg, ['-hide_banner', '-loglevel', 'error', '-i', flv, '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-c:a', 'aac', '-b:a', '96k', '-movflags', '+faststart', '-y', join(work, 'reencoded.mp4')]);
-      if (result.status !== 0) throw new Error('re-encode failed');
-    });
-
-    const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-    console.log(`recording: ${MINUTES} min, 1280x720 15 fps H.264 + AAC in FLV, ${mb(statSync(flv).size)} MB`);
-    console.log(`stop → callback (stream copy to faststart MP4 ${mb(stopToCallback.value.bytes ?? 0)} MB, upload to the COS emulator, callback): ${(stopToCallback.ms / 1000).toFixed(2)} s`);
-    console.log(`re-encoding the same recording to MP4 (libx264 veryfast, no upload): ${(reencode.ms / 1000).toFixed(2)} s`);
-    console.log(`finalising costs ${((100 * stopToCallback.ms) / reencode.ms).toFixed(1)}% of a re-encode   (target < 5%)`);
+    const base = (height: number) => costs.find((c) => c.label === `${height}p15 + AAC, ${ANCHOR_X264_PRESET}`)!;
+    console.log(`encoder CPU per anchor-minute (user+sys, ${SAMPLE_SECONDS} s encoded, scaled to a minute; median of ${ROUNDS} interleaved rounds), ${new Date().toISOString().slice(0, 10)}`);
+    console.log('| encoder | CPU-s per anchor-minute | MB per minute | real-time anchors per core |');
+    console.log('|---|---:|---:|---:|');
+    for (const cost of costs) console.log(`| ${cost.label} | ${cost.cpuPerMinute.toFixed(2)} | ${cost.megabytesPerMinute.toFixed(1)} | ${(60 / cost.cpuPerMinute).toFixed(1)} |`);
+    const veryfast720 = costs.find((c) => c.label === '720p15 + AAC, veryfast')!;
+    console.log(`\n${ANCHOR_X264_PRESET} vs veryfast at 720p: ${(100 * (base(720).cpuPerMinute / veryfast720.cpuPerMinute - 1)).toFixed(0)}% CPU, ${(100 * (base(720).megabytesPerMinute / veryfast720.megabytesPerMinute - 1)).toFixed(0)}% bytes`);
+    for (const interval of [1, 5]) {
+      const withSnapshots = costs.find((c) => c.label.endsWith(`SnapshotInterval ${interval}`))!;
+      const extra = withSnapshots.cpuPerMinute - base(720).cpuPerMinute;
+      console.log(`SnapshotInterval ${interval}: ${extra >= 0 ? '+' : ''}${extra.toFixed(2)} CPU-s per anchor-minute at 720p (${(100 * (withSnapshots.cpuPerMinute / base(720).cpuPerMinute - 1)).toFixed(0)}%)`);
+    }
+    console.log(`\nstop → callback (the real AnchorRecorder, 720p15 + silence, into the COS emulator, clock at ${SPEED}x real time)`);
+    console.log('| recording | stored | stop → stored → callback |');
+    console.log('|---|---:|---:|');
+    for (const stop of stops) console.log(`| ${stop.minutes} min (${stop.duration.toFixed(0)} s recorded, ${stop.dropped} frames dropped) | ${(stop.storedBytes / 1024 / 1024).toFixed(1)} MB | ${stop.seconds.toFixed(2)} s |`);
+    console.log('target: the same for any length, ≤ 2 s');
   } finally {
     receiver.close();
     await cos.close();
@@ -88,7 +190,7 @@ async function main() {
   }
 }
 
-function log(message: string) {
+function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
@@ -96,3 +198,4 @@ main().catch((error) => {
   console.error(error);
   process.exit(1);
 });
+

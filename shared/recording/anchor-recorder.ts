@@ -23,8 +23,10 @@ export interface AnchorRecorderOptions {
   /** Used when no video frame arrives within `videoWaitMs` (the camera is off). */
   fallbackVideoSize?: { width: number; height: number };
   videoWaitMs?: number;
-  /** Monotonic ms; injectable for tests. */
+  /** Monotonic ms; injectable for tests and benchmarks (with clockTickMs, to run faster than real time). */
   now?: () => number;
+  /** How often the clock looks at the time (real ms); one frame interval by default. */
+  clockTickMs?: number;
   /** Each piece of the recording is at most this long (ms of recording); unlimited when absent. */
   maxPieceMs?: number;
   /** A piece whose object reaches this many bytes is closed and a new one begun. */
@@ -234,7 +236,7 @@ export class AnchorRecorder {
     }
     this.openPiece();
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
-    this.clock = setInterval(() => this.tick(), this.tracks.video ? 1000 / this.fps : AUDIO_TICK_MS);
+    this.clock = setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : AUDIO_TICK_MS));
     this.tick();
   }
 

@@ -1,8 +1,9 @@
 /**
  * `npm run demo`: an embedded RTMP server, a synthetic 720p stream published for
  * about 15 s, the real snapshot handler storing into ./demo-output with the local
- * driver; then the real recorder handler in a simulated two-anchor TRTC room; and an
- * HTML page showing both. Needs nothing but `npm ci`.
+ * driver; then the real recorder handler in a simulated two-anchor TRTC room, taking a
+ * snapshot of each anchor every 2 s; and an HTML page showing all of it. Needs nothing but
+ * `npm ci`.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,9 +17,28 @@ import { createLocalStore } from '../shared/storage/local';
 import { makeTestStream } from '../test/support/media-tools';
 import { publish, waitForPublishing } from '../test/support/publisher';
 import { startNodeMediaServer } from '../test/support/rtmp-server';
-import { progressPrinter } from './lib/cli';
+import { defineCli, progressPrinter, runCli } from './lib/cli';
 
-const OUTPUT = resolve('demo-output');
+export const demoCli = defineCli({
+  name: 'demo',
+  summary: 'Runs both functions for real on synthetic media and writes a page to look at the results.',
+  usage: '[--output DIR]',
+  options: {
+    output: { type: 'string', placeholder: 'DIR', default: 'demo-output', description: 'where the stored objects and index.html go (emptied first)' },
+  },
+  notes: [
+    'Starts an RTMP server (node-media-server), publishes a 15 s 720p test stream, and runs the FC snapshot handler on it; then runs the\n' +
+      'SCF recorder in a simulated TRTC room (teacher 0-8 s, student 2-6 s). Both store with the local driver under DIR.',
+  ],
+  examples: ['npm run demo', 'npm run demo -- --output local-output/demo'],
+  exitCodes: [
+    [0, 'every snapshot and recording stored'],
+    [1, 'something was not stored, or the demo failed'],
+    [2, 'a command-line mistake'],
+  ],
+});
+
+let OUTPUT = resolve('demo-output');
 const BUCKET = 'demo-bucket';
 const PREFIX = 'snapshots';
 const RECORD_BUCKET = 'demo-1250000000';
@@ -32,7 +52,8 @@ interface ManifestEntry {
   bytes: number | null;
 }
 
-async function main(): Promise<void> {
+async function main(output: string): Promise<number> {
+  OUTPUT = resolve(output);
   await rm(OUTPUT, { recursive: true, force: true });
   say('making a 15 s synthetic 720p30 stream (cached after the first run)…');
   const stream = await makeTestStream({ width: 1280, height: 720, fps: 30, gopSeconds: 1, seconds: 15, audio: true });
@@ -65,7 +86,7 @@ async function main(): Promise<void> {
     say(`timeline:   ${join(OUTPUT, 'index.html')}`);
     say(`result:     ${join(OUTPUT, 'result.json')}`);
     say(`recording:  ${recording.Files.map((f) => `${f.UserId} ${f.Status === 1 ? 'stored' : 'FAILED'} (${f.Duration} s)`).join(', ')} → ${join(OUTPUT, 'recording.json')}`);
-    if (result.status !== 'ok' || recording.Files.some((f) => f.Status !== 1)) process.exitCode = 1;
+    return result.status !== 'ok' || recording.Files.some((f) => f.Status !== 1) ? 1 : 0;
   } finally {
     await server.stop();
   }
@@ -93,6 +114,7 @@ async function recordSimulatedRoom(): Promise<RecordResult> {
     UserSig: 'demo-user-sig',
     CosConfig: { Region: 'ap-guangzhou', Bucket: RECORD_BUCKET, Path: '/recordings/' },
     Mode: '02',
+    SnapshotInterval: 2,
   };
   return (await handler(request, { request_id: `demo-${randomUUID()}` })) as RecordResult;
 }
@@ -103,7 +125,14 @@ function recordingSection(result: RecordResult): string {
     const local = `${RECORD_BUCKET}/${decodeURIComponent(new URL(file.RecordFile).pathname.split(`/${RECORD_BUCKET}/`).pop() ?? '')}`;
     return `<figure><video src="${escape(local)}" controls width="320"></video><figcaption><b>${escape(file.UserId)}</b> · ${file.Duration} s · ${file.Size} bytes · ${escape(file.Message)}</figcaption></figure>`;
   }).join('\n');
-  return `<h1>Simulated TRTC recording</h1><p>Room ${escape(String(result.StrRoomId))} · stop reason <b>${result.StopReason}</b> · mode 02 (MP4)</p>\n${items}\n`;
+  const snapshots = (result.Snapshots ?? [])
+    .map((anchor) => `<p><b>${escape(anchor.UserId)}</b>: ${anchor.Count} snapshots while recording</p>`)
+    .join('\n');
+  const images = (result.Snapshots ?? [])
+    .flatMap((anchor) => [anchor.FirstKey, anchor.LastKey].filter((key): key is string => key !== null))
+    .map((key) => `<figure><img src="${RECORD_BUCKET}/${escape(key)}" alt=""><figcaption>${escape(key.split('/').pop()!)}</figcaption></figure>`)
+    .join('\n');
+  return `<h1>Simulated TRTC recording</h1><p>Room ${escape(String(result.StrRoomId))} · stop reason <b>${result.StopReason}</b> · mode 02 (MP4) · SnapshotInterval 2 s</p>\n${items}\n${snapshots}\n${images}\n`;
 }
 
 function timelinePage(result: SnapshotResult, snapshots: ManifestEntry[]): string {
@@ -127,7 +156,4 @@ function say(message: string): void {
   process.stderr.write(`[demo] ${message}\n`);
 }
 
-main().catch((error) => {
-  process.stderr.write(`[demo] failed: ${error instanceof Error ? error.stack : String(error)}\n`);
-  process.exit(1);
-});
+runCli(demoCli, (values) => main(values.output));

@@ -43,7 +43,7 @@ export interface RecordedPiece {
   startedAt: number;
   /** Seconds of media in the piece (frames / fps, or samples / rate). */
   durationSec: number;
-  /** Video frames of the piece that repeated an older picture because the encoder could not keep up. */
+  /** Pictures of the piece not encoded because the encoder could not keep up. */
   droppedFrames: number;
   upload: GrowingObjectResult;
   /** Set when the encoder failed; what it wrote before is stored. */
@@ -53,7 +53,7 @@ export interface RecordedPiece {
 export interface AnchorRecording {
   userId: string;
   pieces: RecordedPiece[];
-  /** Video frames that showed an older picture because the encoder could not keep up. */
+  /** Pictures not encoded because the encoder could not keep up (the one before lasts longer). */
   droppedFrames: number;
   /** Set when nothing could be recorded at all. */
   error?: string;

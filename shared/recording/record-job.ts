@@ -74,7 +74,7 @@ export interface RecordedFile {
   Size: number;
   /** Wall time of the piece's first frame, Unix ms. */
   StartTime: number;
-  /** Frames that repeated an older picture because the encoder could not keep up. */
+  /** Pictures not encoded because the encoder could not keep up (the one before lasts longer). */
   DroppedFrames: number;
 }
 
@@ -335,7 +335,7 @@ class RoomRecording {
     const stored = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error;
     const notes = [
       upload.mode === 'multipart' ? 'stored as a multipart upload (the bucket refuses appends)' : undefined,
-      piece.droppedFrames > 0 ? `${piece.droppedFrames} frames repeated an older picture: the encoder could not keep up` : undefined,
+      piece.droppedFrames > 0 ? `${piece.droppedFrames} frames not encoded because the encoder could not keep up (the picture before lasts longer)` : undefined,
     ].filter((note): note is string => note !== undefined);
     return {
       UserId: recording.userId,

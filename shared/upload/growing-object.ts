@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
+import { isRetryable } from '../errors';
 import type { Logger } from '../log';
 import { sleep } from '../retry';
 import { isAppendRefused, positionMismatch, type ObjectStore, type PutResult } from '../storage/types';
@@ -236,8 +237,10 @@ export class GrowingObjectUpload {
         if (length === this.position + body.length) return this.landed(body.length, length);
         if (isAppendRefused(error) && this.position === 0) return this.switchToMultipart();
         const outOfTime = Date.now() >= this.options.giveUpAt() || this.options.signal?.aborted;
-        // A length other than ours or ours plus this body: someone else wrote to the object.
-        if ((length !== undefined && length !== this.position) || outOfTime) return this.fail(error);
+        // A length other than ours or ours plus this body: someone else wrote to the object. A
+        // refusal (credentials, no such bucket) will not pass by waiting.
+        const hopeless = (length !== undefined && length !== this.position) || (length === undefined && !isRetryable(error));
+        if (hopeless || outOfTime) return this.fail(error);
         if (attempt === 1) this.options.logger.warn('storing the recording is failing; keeping it until storage is back', { key: this.options.key, error });
         // Storage is down: what waits in memory moves to disk, where it outlives us.
         this.moveMemoryToDisk();

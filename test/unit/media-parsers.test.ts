@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { imageProblem } from '../../shared/outputs/images/check';
 import { FlvFormatError, FlvTagReader, videoTagInfo, withTagData } from '../../shared/media/flv';
 import { avcConfigWithoutReorder, escapeRbsp, locateReorderField, spsWithoutReorder, unescapeRbsp } from '../../shared/media/h264-sps';
+import { RawVideoMatroskaWriter } from '../../shared/media/mkv-writer';
+import { Mp3FormatError, Mp3FrameReader, parseMp3FrameHeader } from '../../shared/media/mp3-frames';
+import { Mp4FormatError, Mp4SegmentReader } from '../../shared/media/mp4-boxes';
 
 /** x264 (veryfast, 3 B-frames), 1080p High profile: declares max_num_reorder_frames = 2. */
 const SPS_WITH_REORDER = Buffer.from('67640028acd940780227e5c044000003000400000300f03c60c658', 'hex');
@@ -135,5 +138,76 @@ describe('imageProblem', () => {
     expect(check('png', png.subarray(0, -3))).toMatch(/IEND/);
     expect(check('webp', webp.subarray(0, -1))).toMatch(/RIFF size 20 does not match the file's 19 bytes/);
     expect(check('webp', jpeg)).toMatch(/RIFF/);
+  });
+});
+
+const box = (type: string, payload: number) => {
+  const bytes = Buffer.alloc(8 + payload, 1);
+  bytes.writeUInt32BE(8 + payload, 0);
+  bytes.write(type, 4, 'latin1');
+  return bytes;
+};
+
+describe('Mp4SegmentReader', () => {
+  it('hands out the init segment, then one media segment per fragment, however the bytes are split', () => {
+    const init = [box('ftyp', 16), box('moov', 300)];
+    const fragments = [[box('moof', 40), box('mdat', 1000)], [box('sidx', 12), box('moof', 40), box('mdat', 20)]];
+    const stream = Buffer.concat([...init, ...fragments.flat()]);
+    for (const chunkSize of [1, 7, 100, stream.length]) {
+      const reader = new Mp4SegmentReader();
+      const segments = [];
+      for (let offset = 0; offset < stream.length; offset += chunkSize) segments.push(...reader.push(stream.subarray(offset, offset + chunkSize)));
+      expect(segments.map((s) => s.kind)).toEqual(['init', 'fragment', 'fragment']);
+      expect(segments[0]!.bytes).toEqual(Buffer.concat(init));
+      expect(segments[1]!.bytes).toEqual(Buffer.concat(fragments[0]!));
+      expect(segments[2]!.bytes).toEqual(Buffer.concat(fragments[1]!));
+      expect(reader.bufferedBytes).toBe(0);
+    }
+  });
+
+  it('keeps a fragment back until its mdat is whole, and refuses boxes of unknown size', () => {
+    const reader = new Mp4SegmentReader();
+    expect(reader.push(Buffer.concat([box('ftyp', 8), box('moov', 8), box('moof', 8), box('mdat', 100).subarray(0, 50)])).map((s) => s.kind)).toEqual(['init']);
+    expect(reader.bufferedBytes).toBe(16 + 50);
+    const unsized = box('mdat', 4);
+    unsized.writeUInt32BE(0, 0);
+    expect(() => new Mp4SegmentReader().push(unsized)).toThrow(Mp4FormatError);
+  });
+});
+
+/** An MPEG-1 Layer III frame header: 64 kbit/s at 48 kHz, no padding: 192 bytes. */
+const mp3Frame = (fill: number) => Buffer.concat([Buffer.from([0xff, 0xfb, 0x54, 0xc4]), Buffer.alloc(188, fill)]);
+
+describe('MP3 frames', () => {
+  it('reads frame headers: size and samples', () => {
+    expect(parseMp3FrameHeader(mp3Frame(0))).toEqual({ bytes: 192, sampleRate: 48000, samples: 1152 });
+    expect(parseMp3FrameHeader(Buffer.from([0xff, 0xf3, 0x54, 0xc4]))).toMatchObject({ sampleRate: 24000, samples: 576 }); // MPEG-2
+    expect(parseMp3FrameHeader(Buffer.from('ID3\x04', 'latin1'))).toBeUndefined();
+  });
+
+  it('passes on whole frames only and counts their samples', () => {
+    const reader = new Mp3FrameReader();
+    const stream = Buffer.concat([mp3Frame(1), mp3Frame(2), mp3Frame(3)]);
+    const first = reader.push(stream.subarray(0, 300));
+    expect(first).toEqual({ bytes: stream.subarray(0, 192), samples: 1152 });
+    const rest = reader.push(stream.subarray(300));
+    expect(Buffer.concat([first.bytes, rest.bytes])).toEqual(stream);
+    expect(rest.samples).toBe(2304);
+    expect(() => new Mp3FrameReader().push(Buffer.from('not an mp3 stream at all'))).toThrow(Mp3FormatError);
+  });
+});
+
+describe('RawVideoMatroskaWriter', () => {
+  it('writes each picture by reference with a strictly increasing timestamp, in clusters', () => {
+    const writer = new RawVideoMatroskaWriter(4, 2);
+    expect(writer.header().subarray(0, 4).toString('hex')).toBe('1a45dfa3');
+    expect(writer.header().includes(Buffer.from('V_UNCOMPRESSED'))).toBe(true);
+    const picture = Buffer.alloc(12, 7);
+    const first = writer.frame(0, picture);
+    expect(first.at(-1)).toBe(picture);
+    expect(first[0]!.toString('hex')).toBe('1f43b675'); // a cluster starts the stream
+    expect(writer.frame(66.7, picture)[0]!.toString('hex')).toBe('a3'); // then blocks
+    expect(() => writer.frame(40, picture)).toThrow(RangeError);
+    expect(writer.frame(20_000, picture)[0]!.toString('hex')).toBe('1f43b675'); // 16-bit block times: a new cluster
   });
 });

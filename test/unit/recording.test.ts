@@ -5,12 +5,12 @@ import { blackI420, convertPcm, i420Size, scaleI420 } from '../../shared/media/r
 import { safeSegment } from '../../shared/naming';
 
 describe('recording arguments', () => {
-  it('reads video from pipe 3 and audio from pipe 4, and writes fragmented MP4 (H.264 + AAC) to pipe 5', () => {
+  it('reads timestamped pictures from pipe 3 and audio from pipe 4, and writes fragmented MP4 (H.264 + AAC, a keyframe every 2 s of time) to pipe 5', () => {
     const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, audio: { sampleRate: 48000, channels: 2 } });
-    expect(args.join(' ')).toContain('-f rawvideo -pix_fmt yuv420p -video_size 640x360 -framerate 15 -i pipe:3');
+    expect(args.join(' ')).toContain('-f matroska -i pipe:3');
     expect(args.join(' ')).toContain('-f s16le -ar 48000 -ac 2 -i pipe:4');
     expect(args.join(' ')).toContain(`-map 0:v -c:v libx264 -preset ${ANCHOR_X264_PRESET} -tune zerolatency`);
-    expect(args.join(' ')).toContain('-g 30');
+    expect(args.join(' ')).toContain('-vsync vfr -g 30 -force_key_frames expr:gte(t,n_forced*2)');
     expect(args.join(' ')).toContain('-map 1:a -c:a aac');
     expect(args.slice(-5)).toEqual(['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', 'pipe:5']);
   });

@@ -113,6 +113,7 @@ describe('console test events', () => {
       return parseRequest(incoming.body);
     },
     'scf-record.json': (event) => parseRequest(unwrapEvent(event).body),
+    'scf-record-controls.json': (event) => parseRequest(unwrapEvent(event).body),
     'scf-stop.json': (event) => parseRequest(unwrapEvent(event).body),
   };
 
@@ -125,6 +126,10 @@ describe('console test events', () => {
     expect(validators['scf-apigw-record.json']!(readEvent('scf-apigw-record.json'))).toMatchObject({ action: 'record' });
     expect(validators['scf-record.json']!(readEvent('scf-record.json'))).toMatchObject({ action: 'record' });
     expect(validators['scf-stop.json']!(readEvent('scf-stop.json'))).toMatchObject({ action: 'stop' });
+    expect(validators['scf-record-controls.json']!(readEvent('scf-record-controls.json'))).toMatchObject({
+      action: 'record',
+      request: { MaxIdleTime: 30, SubscribeUserIds: ['teacher'], MaxMediaFileDuration: 60, SnapshotInterval: 10 },
+    });
   });
 });
 

@@ -127,6 +127,8 @@ export class AnchorRecorder {
   private audioSamplesWritten = 0;
   private droppedFrames = 0;
   private pendingAudio: AudioFrame[] = [];
+  /** Converted audio that arrived ahead of the clock (see writeAudio). */
+  private heldAudio: Buffer[] = [];
   private clock: NodeJS.Timeout | undefined;
   private startTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<AnchorRecording> | undefined;
@@ -356,6 +358,7 @@ export class AnchorRecorder {
       }
     }
     if (this.audioFormat) {
+      this.releaseAudio(this.samplesFor(elapsed));
       const lagSamples = this.samplesFor(elapsed - AUDIO_GAP_MS) - this.audioSamplesWritten;
       if (lagSamples > 0 && !this.audioCongested()) this.writeSilence(lagSamples + this.samplesFor(AUDIO_GAP_MS - AUDIO_TICK_MS));
       if (!this.videoFormat) this.rotateIfDue(undefined);
@@ -373,6 +376,12 @@ export class AnchorRecorder {
     const tooLarge = this.options.maxPieceBytes !== undefined && piece.upload.totalBytes >= this.options.maxPieceBytes;
     if (!tooLong && !tooLarge) return;
     this.options.logger.info('starting a new piece', { anchor: this.options.userId, piece: piece.index + 1, reason: tooLong ? 'duration' : 'size' });
+    if (tick !== undefined && this.audioFormat) {
+      // The old piece's audio ends where its video does: held audio up to the cut, silence for any gap.
+      const cut = this.samplesFor(this.msOfTick(tick));
+      this.releaseAudio(cut);
+      if (cut > this.audioSamplesWritten) this.writeSilence(cut - this.audioSamplesWritten);
+    }
     this.closePiece(piece, tick === undefined ? this.lastTick : tick - 1);
     this.openPiece(tick);
   }
@@ -406,15 +415,34 @@ export class AnchorRecorder {
     piece.lastVideoMs = roomMs;
   }
 
+  /**
+   * Audio is held until the clock reaches it, so no piece's audio runs past its video: a cut
+   * between pieces falls at the same instant for both. Held at most AUDIO_AHEAD_MS.
+   */
   private writeAudio(frame: AudioFrame): void {
     const format = this.audioFormat!;
     if (this.audioCongested()) return; // its time is filled with silence once the encoder catches up
     const pcm = convertPcm(frame.data, frame, format);
-    const samples = pcm.length / 2 / format.channels;
-    if (this.audioSamplesWritten > this.samplesFor(this.elapsedMs() + AUDIO_AHEAD_MS)) return;
-    this.pipe(this.pipes.audio!).write(pcm);
-    this.audioSamplesWritten += samples;
-    this.piece!.audioSamples += samples;
+    const heldSamples = this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / format.channels;
+    if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + AUDIO_AHEAD_MS)) return;
+    this.heldAudio.push(pcm);
+    this.releaseAudio(this.samplesFor(this.elapsedMs()));
+  }
+
+  /** Writes held audio until the recording's audio reaches `untilSamples`. */
+  private releaseAudio(untilSamples: number): void {
+    const frameBytes = this.audioFormat!.channels * 2;
+    while (this.heldAudio.length > 0 && this.audioSamplesWritten < untilSamples) {
+      const pcm = this.heldAudio[0]!;
+      const room = (untilSamples - this.audioSamplesWritten) * frameBytes;
+      const part = pcm.length <= room ? pcm : pcm.subarray(0, room);
+      if (part === pcm) this.heldAudio.shift();
+      else this.heldAudio[0] = pcm.subarray(room);
+      this.pipe(this.pipes.audio!).write(part);
+      const samples = part.length / frameBytes;
+      this.audioSamplesWritten += samples;
+      this.piece!.audioSamples += samples;
+    }
   }
 
   private writeSilence(samples: number): void {

@@ -8,7 +8,8 @@ import { createSnapshotHandler, type FcContext, type SnapshotHandlerResult } fro
 import { signCallback, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../shared/callback';
 import type { SnapshotResult } from '../../shared/snapshot/job';
 import { startOssEmulator, type OssEmulator } from '../emulators/oss-emulator';
-import { decodeImage, makeTestStream, probe } from '../support/media-tools';
+import { decodeImage, makeTestStream } from '../support/media-tools';
+import { capturingStderr } from '../support/process';
 import { publish, serveOnce, waitForPublishing } from '../support/publisher';
 import { startNodeMediaServer, type RtmpServer } from '../support/rtmp-server';
 
@@ -170,23 +171,14 @@ describe('FC snapshot function, end to end (node-media-server, OSS emulator)', (
 
   it('reports "error" when nothing can be reached within connect_timeout, says why in one line, without echoing URL credentials', async () => {
     const started = Date.now();
-    const logLines: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      logLines.push(String(chunk));
-      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
-    }) as typeof process.stderr.write;
-    let result: SnapshotResult;
-    try {
-      result = asSnapshotResult(
+    const { value: result, lines: logLines } = await capturingStderr(async () =>
+      asSnapshotResult(
         await handlerWith({ LOG_LEVEL: 'info' })(
           { rtmp_url: 'rtmp://viewer:pa55word@127.0.0.1:9/live/nothing?auth_key=1700000000-0-0-deadbeef', bucket, region: 'cn-hangzhou', connect_timeout: 6 },
           context(),
         ),
-      );
-    } finally {
-      process.stderr.write = write;
-    }
+      ),
+    );
     expect(result).toMatchObject({ status: 'error', stop_reason: 'error', counts: { taken: 0 }, error: { code: 'SourceUnavailable', message: 'nothing is listening at 127.0.0.1:9 (connection refused)' } });
     expect(result.source).toBe('rtmp://***@127.0.0.1:9/live/nothing?auth_key=***');
     expect(JSON.stringify(result)).not.toMatch(/pa55word|deadbeef/);

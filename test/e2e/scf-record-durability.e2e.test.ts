@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecordHandler } from '../../functions/scf-record';
 import type { RecordedFile, RecordResult } from '../../shared/recording/record-job';
 import { createRoomSimulator, parseRoomScenario } from '../../shared/sources/room-simulator';
-import { WORK_DIR_ENV } from '../../shared/work-dirs';
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { describeWithBrowser, startStaticServer, type StaticServer } from '../support/browser';
 import { decodeMedia, type DecodedMedia } from '../support/media-tools';
-import { isProcessRunning } from '../support/process';
+import { processesUnderWorkRoot } from '../support/process';
 
 const cosKeys = { SecretId: 'AKIDdurable', SecretKey: 'durable-cos-secret' };
 const bucket = 'durable-1250000000';
@@ -83,15 +82,7 @@ describe('the recorder stores while it records', () => {
     await once(host, 'exit');
 
     // The encoders see their input end and their output pipe break: they exit on their own.
-    const encoders = async () => {
-      const found: number[] = [];
-      for (const entry of await readdir('/proc')) {
-        const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
-        if (environ.includes(`${WORK_DIR_ENV}=${tmp}/`) && isProcessRunning(Number(entry))) found.push(Number(entry));
-      }
-      return found;
-    };
-    await expect.poll(encoders, { timeout: 10_000, interval: 200 }).toEqual([]);
+    await expect.poll(() => processesUnderWorkRoot(tmp), { timeout: 10_000, interval: 200 }).toEqual([]);
 
     const keys = cos.listKeys(bucket, `durable/${hostRequest.RoomId}/`);
     // A recording gets its first append with its first fragment: alice's has been stored by now.

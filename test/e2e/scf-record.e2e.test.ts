@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +11,7 @@ import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../.
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { startTrtcApiEmulator } from '../emulators/trtc-api-emulator';
 import { probe, type ProbeResult } from '../support/media-tools';
-import { isProcessRunning } from '../support/process';
-import { WORK_DIR_ENV } from '../../shared/work-dirs';
+import { capturingStderr, processesUnderWorkRoot } from '../support/process';
 
 const cosKeys = { SecretId: 'AKIDcosTEST', SecretKey: 'cos-secret-value-xyz' };
 const apiKeys = { secretId: 'AKIDapiTEST', secretKey: 'api-secret-value-xyz' };
@@ -110,16 +109,6 @@ async function duBytes(dir: string): Promise<number> {
     if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name)).catch(() => ({ size: 0 }))).size;
   }
   return total;
-}
-
-/** Processes tied to a work dir under `root` (encoders carry MEDIA_WORK_DIR). */
-async function processesUnder(root: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
-    if (environ.includes(`${WORK_DIR_ENV}=${root}/`) && isProcessRunning(Number(entry))) found.push(Number(entry));
-  }
-  return found;
 }
 
 const codecs = (info: ProbeResult) => info.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort();
@@ -227,7 +216,7 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     expect(result.Files.map((f) => [f.UserId, f.Status]).sort()).toEqual([['alice', 1], ['bob', 1]]);
     const stored = await readdir(join(bucketRoot, bucket, 'classes', String(JSON.parse(event).RoomId), 'alice'));
     expect(stored).toHaveLength(1);
-    expect(await processesUnder(workRoot)).toEqual([]);
+    expect(await processesUnderWorkRoot(workRoot)).toEqual([]);
     expect(callbacks.some((c) => c.body.StopReason === 'terminated' && c.body.RoomId === JSON.parse(event).RoomId)).toBe(true);
   });
 });
@@ -256,18 +245,8 @@ describe('SCF recorder: local runners and logs', () => {
   });
 
   it('never writes SecretKey or UserSig to a log line', async () => {
-    const lines: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      lines.push(String(chunk));
-      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
-    }) as typeof process.stderr.write;
-    try {
-      const scenario = { anchors: [{ userId: 'fay' }], end: { at: 1.5, reason: 'kicked' } };
-      await simulatedHandler(scenario, { LOG_LEVEL: 'debug' })(recordRequest({ Mode: '00' }), { request_id: 'logs' });
-    } finally {
-      process.stderr.write = write;
-    }
+    const scenario = { anchors: [{ userId: 'fay' }], end: { at: 1.5, reason: 'kicked' } };
+    const { lines } = await capturingStderr(() => simulatedHandler(scenario, { LOG_LEVEL: 'debug' })(recordRequest({ Mode: '00' }), { request_id: 'logs' }));
     const log = lines.join('');
     expect(log).toContain('"requestId":"logs"');
     expect(log).not.toMatch(/cos-secret-value-xyz|UserSigSecret/);

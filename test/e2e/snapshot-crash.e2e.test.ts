@@ -15,7 +15,7 @@ import type { SnapshotResult } from '../../shared/snapshot/job';
 import { createLocalStore } from '../../shared/storage/local';
 import { claimWorkDir, WORK_DIR_ENV } from '../../shared/work-dirs';
 import { decodeImage, makeTestStream } from '../support/media-tools';
-import { isProcessRunning } from '../support/process';
+import { isProcessRunning, processesUnderWorkRoot } from '../support/process';
 import { publish, waitForPublishing, type Publisher } from '../support/publisher';
 import { startNodeMediaServer, type RtmpServer } from '../support/rtmp-server';
 
@@ -31,17 +31,6 @@ beforeAll(async () => {
   ]);
 });
 afterAll(() => server?.stop());
-
-/** Processes tied to a work dir under `tmpRoot` through their environment. */
-async function processesUnder(tmpRoot: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
-    if (environ.split('\0').some((line) => line.startsWith(`${WORK_DIR_ENV}=${tmpRoot}/`)) && isProcessRunning(Number(entry))) pids.push(Number(entry));
-  }
-  return pids;
-}
 
 function localHandler(tmpRoot: string, bucketRoot: string) {
   return createSnapshotHandler({
@@ -69,14 +58,14 @@ describe('a SIGKILLed snapshot invocation', () => {
         for (const line of chunk.toString().trim().split('\n')) uploaded = Math.max(uploaded, (JSON.parse(line) as { uploaded: number }).uploaded);
       });
       await expect.poll(() => uploaded, { timeout: 30_000, interval: 100 }).toBeGreaterThanOrEqual(8);
-      const ffmpegs = await processesUnder(tmpRoot);
+      const ffmpegs = await processesUnderWorkRoot(tmpRoot);
       expect(ffmpegs.length).toBe(2); // the pull and the imager
       host.kill('SIGKILL');
       const killedAt = Date.now();
 
       // Its ffmpegs die with it: the pull on its next write to the dead pipe, the imager at the
       // end of its input (after writing what it held).
-      await expect.poll(async () => (await processesUnder(tmpRoot)).length, { timeout: 5_000, interval: 100 }).toBe(0);
+      await expect.poll(async () => (await processesUnderWorkRoot(tmpRoot)).length, { timeout: 5_000, interval: 100 }).toBe(0);
 
       // What it stored more than one journal interval (5 s) before the kill is in the journal.
       const dstDir = join(bucketRoot, 'crash-bucket', 'cam');

@@ -129,18 +129,24 @@ export interface DecodedImage {
  * says what came out. Throws when ffprobe cannot read it at all.
  */
 export async function decodeImage(bytes: Buffer, format: string): Promise<DecodedImage> {
+  const stream = (await ffprobeBytes(bytes, format, ['-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width,height,nb_read_frames'])).streams?.[0];
+  return { codec: stream?.codec_name ?? '', width: stream?.width ?? 0, height: stream?.height ?? 0, frames: Number(stream?.nb_read_frames ?? 0) };
+}
+
+interface FfprobeOutput {
+  format?: { format_name?: string; duration?: string };
+  streams?: Array<{ codec_type?: string; codec_name?: string; width?: number; height?: number; nb_read_frames?: string }>;
+}
+
+/** ffprobe (JSON output, errors only) on bytes written to a temporary file; throws when it cannot read them. */
+async function ffprobeBytes(bytes: Buffer, extension: string, args: string[]): Promise<FfprobeOutput> {
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'decode-'));
-  const file = path.join(dir, `image.${format}`);
+  const file = path.join(dir, `media.${extension}`);
   try {
     await fs.promises.writeFile(file, bytes);
-    const result = await runTracked(
-      ffprobePath,
-      ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width,height,nb_read_frames', '-of', 'json', file],
-      30_000,
-    );
-    if (result.code !== 0) throw new Error(`ffprobe could not decode ${bytes.length} bytes of ${format} (exit ${result.code}): ${result.stderr.trim()}`);
-    const stream = (JSON.parse(result.stdout) as { streams?: Array<{ codec_name?: string; width?: number; height?: number; nb_read_frames?: string }> }).streams?.[0];
-    return { codec: stream?.codec_name ?? '', width: stream?.width ?? 0, height: stream?.height ?? 0, frames: Number(stream?.nb_read_frames ?? 0) };
+    const result = await runTracked(ffprobePath, ['-v', 'error', ...args, '-of', 'json', file], 120_000);
+    if (result.code !== 0) throw new Error(`ffprobe could not decode ${bytes.length} bytes of ${extension} (exit ${result.code}): ${result.stderr.trim()}`);
+    return JSON.parse(result.stdout) as FfprobeOutput;
   } finally {
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
@@ -157,23 +163,10 @@ export interface DecodedMedia {
  * counted) and says what came out. Throws when ffprobe cannot read it.
  */
 export async function decodeMedia(bytes: Buffer, extension: string): Promise<DecodedMedia> {
-  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'decode-media-'));
-  const file = path.join(dir, `recording.${extension}`);
-  try {
-    await fs.promises.writeFile(file, bytes);
-    const result = await runTracked(
-      ffprobePath,
-      ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames:format=format_name,duration', '-of', 'json', file],
-      120_000,
-    );
-    if (result.code !== 0) throw new Error(`ffprobe could not decode ${bytes.length} bytes of ${extension} (exit ${result.code}): ${result.stderr.trim()}`);
-    const json = JSON.parse(result.stdout) as { format?: { format_name?: string; duration?: string }; streams?: Array<{ codec_type?: string; codec_name?: string; nb_read_frames?: string }> };
-    return {
-      format: json.format?.format_name ?? '',
-      duration: seconds(json.format?.duration),
-      streams: (json.streams ?? []).map((stream) => ({ type: stream.codec_type ?? '', codec: stream.codec_name ?? '', frames: Number(stream.nb_read_frames ?? 0) })),
-    };
-  } finally {
-    await fs.promises.rm(dir, { recursive: true, force: true });
-  }
+  const json = await ffprobeBytes(bytes, extension, ['-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames:format=format_name,duration']);
+  return {
+    format: json.format?.format_name ?? '',
+    duration: seconds(json.format?.duration),
+    streams: (json.streams ?? []).map((stream) => ({ type: stream.codec_type ?? '', codec: stream.codec_name ?? '', frames: Number(stream.nb_read_frames ?? 0) })),
+  };
 }

@@ -12,8 +12,6 @@ export function supervisedRunArgs(): string[] {
 
 export interface NetworkInputOptions {
   url: string;
-  /** Decoder-level: decode keyframes only (cheap snapshots). */
-  keyframesOnly?: boolean;
   /** ffmpeg's own I/O timeout; a backstop for the supervisor's stall detection. */
   ioTimeoutSec?: number;
 }
@@ -22,7 +20,6 @@ export function networkInputArgs(options: NetworkInputOptions): string[] {
   // A live source needs only its first packets probed; the default 5 s delays the first output.
   const args = ['-protocol_whitelist', protocolWhitelist(options.url), '-analyzeduration', '1000000'];
   if (options.ioTimeoutSec !== undefined) args.push('-rw_timeout', String(Math.round(options.ioTimeoutSec * 1_000_000)));
-  if (options.keyframesOnly) args.push('-skip_frame', 'nokey');
   args.push('-i', options.url);
   return args;
 }

@@ -7,9 +7,7 @@
 export const FLV_HEADER_BYTES = 9;
 const PREVIOUS_TAG_SIZE_BYTES = 4;
 const TAG_HEADER_BYTES = 11;
-export const FLV_TAG_AUDIO = 8;
 export const FLV_TAG_VIDEO = 9;
-export const FLV_TAG_SCRIPT = 18;
 const AVC_CODEC_ID = 7;
 /** A tag larger than this is not an FLV we understand; refusing it bounds memory. */
 const MAX_TAG_DATA_BYTES = 16 * 1024 * 1024;

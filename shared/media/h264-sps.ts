@@ -237,3 +237,41 @@ export function avcConfigWithoutReorder(record: Buffer): Buffer {
   parts.push(record.subarray(offset));
   return Buffer.concat(parts);
 }
+
+/**
+ * The same AVC access unit (length-prefixed NAL units, as in FLV and MP4) with any SPS it carries
+ * declaring no reorder: encoders that repeat the SPS before each keyframe would otherwise
+ * re-declare it. Returns the input when there is nothing to change.
+ */
+export function accessUnitWithoutReorder(unit: Buffer, lengthSize: number): Buffer {
+  const parts: Buffer[] = [];
+  let changed = false;
+  for (let offset = 0; offset + lengthSize <= unit.length; ) {
+    const length = unit.readUIntBE(offset, lengthSize);
+    const nal = unit.subarray(offset + lengthSize, offset + lengthSize + length);
+    if (nal.length !== length) return unit; // not a unit we can read: leave it alone
+    let out = nal;
+    if ((nal[0]! & 0x1f) === 7) {
+      try {
+        out = spsWithoutReorder(nal);
+      } catch {
+        out = nal;
+      }
+    }
+    if (out !== nal) {
+      changed = true;
+      const size = Buffer.alloc(lengthSize);
+      size.writeUIntBE(out.length, 0, lengthSize);
+      parts.push(size, out);
+    } else {
+      parts.push(unit.subarray(offset, offset + lengthSize + length));
+    }
+    offset += lengthSize + length;
+  }
+  return changed ? Buffer.concat(parts) : unit;
+}
+
+/** NAL length-field size from an AVCDecoderConfigurationRecord (usually 4). */
+export function nalLengthSize(record: Buffer): number {
+  return record.length > 4 ? (record[4]! & 0x03) + 1 : 4;
+}

@@ -102,7 +102,7 @@ interface Piece {
  * takes the newest picture (frozen briefly, then black when none comes), audio gaps become
  * silence — so an anchor who drops out, mutes or leaves and returns keeps a timeline that matches
  * the room, with audio and video in sync. The encoder's output goes, piece by piece, to a
- * growing object (see GrowingObjectUpload); nothing is kept on disk.
+ * growing object (see GrowingObjectUpload); the disk holds only what storage could not take yet.
  *
  * Every picture goes to the encoder with its own timestamp, so when the encoder cannot keep up a
  * tick's picture is simply not sent (and counted as dropped): the previous one lasts longer in the
@@ -189,7 +189,7 @@ export class AnchorRecorder {
       this.lastTick = Math.max(this.lastTick, resumeTick - 1);
     }
     if (this.audioFormat) {
-      const gap = this.samplesFor(elapsed) - this.audioSamplesWritten;
+      const gap = this.audioReleasableSamples() - this.audioSamplesWritten;
       if (gap > 0) this.writeSilence(gap);
     }
   }
@@ -198,11 +198,6 @@ export class AnchorRecorder {
   stop(): Promise<AnchorRecording> {
     this.stopping ??= this.finish();
     return this.stopping;
-  }
-
-  /** Bytes accepted by the uploads and not stored yet, over all pieces. */
-  get pendingBytes(): number {
-    return this.pieces.reduce((sum, { piece }) => sum + piece.upload.pendingBytes, 0);
   }
 
   private markStart(): void {
@@ -237,6 +232,12 @@ export class AnchorRecorder {
       });
     }
     this.openPiece();
+    if (this.videoFormat) {
+      // The recording starts when the first media arrived, maybe audio seconds before any picture:
+      // a black picture at 0 keeps the video's time aligned with the audio's from the start.
+      this.writeVideoFrame((this.blackPicture ??= blackI420(this.videoFormat.width, this.videoFormat.height)), 0);
+      this.lastTick = 0;
+    }
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
     this.clock = setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : AUDIO_TICK_MS));
     this.tick();
@@ -358,9 +359,10 @@ export class AnchorRecorder {
       }
     }
     if (this.audioFormat) {
-      this.releaseAudio(this.samplesFor(elapsed));
+      this.releaseAudio(this.audioReleasableSamples());
       const lagSamples = this.samplesFor(elapsed - AUDIO_GAP_MS) - this.audioSamplesWritten;
-      if (lagSamples > 0 && !this.audioCongested()) this.writeSilence(lagSamples + this.samplesFor(AUDIO_GAP_MS - AUDIO_TICK_MS));
+      // No audio for a while: silence, up to the clock (not past it, so cuts stay exact).
+      if (lagSamples > 0 && !this.audioCongested()) this.writeSilence(Math.max(lagSamples, this.audioReleasableSamples() - this.audioSamplesWritten));
       if (!this.videoFormat) this.rotateIfDue(undefined);
     }
   }
@@ -426,7 +428,12 @@ export class AnchorRecorder {
     const heldSamples = this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / format.channels;
     if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + AUDIO_AHEAD_MS)) return;
     this.heldAudio.push(pcm);
-    this.releaseAudio(this.samplesFor(this.elapsedMs()));
+    this.releaseAudio(this.audioReleasableSamples());
+  }
+
+  /** Audio goes out up to the clock: with video, up to the next video tick, so a cut between ticks cuts both. */
+  private audioReleasableSamples(): number {
+    return this.samplesFor(this.videoFormat ? this.timelineMs() : this.elapsedMs());
   }
 
   /** Writes held audio until the recording's audio reaches `untilSamples`. */
@@ -471,6 +478,11 @@ export class AnchorRecorder {
     if (!this.piece) return { userId: this.options.userId, pieces: [], droppedFrames: 0, error: 'no media was received' };
     clearInterval(this.clock);
     this.tick();
+    if (this.audioFormat && !this.away) {
+      // The end: audio dropped while the encoder was behind becomes silence, so both tracks end together.
+      const gap = this.audioReleasableSamples() - this.audioSamplesWritten;
+      if (gap > 0) this.writeSilence(gap);
+    }
     this.closePiece(this.piece, this.lastTick);
     const pieces = await Promise.all(this.pieces.map(({ done }) => done));
     await this.snapshotDir?.close();

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CALLBACK_DEADLINE_RESERVE_MS, deliverCallback, type CallbackOutcome } from '../callback';
 import { MediaError } from '../errors';
@@ -12,7 +13,7 @@ import { GrowingObjectUpload, spillBudget, type SpillBudget } from '../upload/gr
 import { ImageUploader, type ImageRecord } from '../upload/image-uploader';
 import { claimWorkDir, reapDeadWorkDirs, releaseWorkDir, workDirEnv } from '../work-dirs';
 import { AnchorRecorder, type AnchorRecording, type RecordedPiece } from './anchor-recorder';
-import { recoverRecordings, SPILL_SUFFIX, type RecordRecoveryInfo } from './recovery';
+import { recoverRecordings, SPILL_SUFFIX, UPLOAD_SUFFIX, type RecordRecoveryInfo } from './recovery';
 
 export interface RecordJob {
   requestId: string;
@@ -128,8 +129,8 @@ export async function runRecordJob(job: RecordJob, runtime: RecordRuntime): Prom
   try {
     return await recording.run();
   } finally {
-    // A spill file left by an upload that gave up is for the next invocation to store.
-    await releaseWorkDir(workDir, recording.spilledBytes);
+    // A spill file or a snapshot left by an upload that gave up is for the next invocation to store.
+    await releaseWorkDir(workDir, recording.spilledBytes + recording.leftoverFiles);
   }
 }
 
@@ -146,7 +147,11 @@ class RoomRecording {
   /** Anchors we record that are in the room now. */
   private readonly present = new Set<string>();
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Ends snapshot-upload retries shortly before the platform's kill. */
+  private readonly flushAbort = new AbortController();
+  /** Bytes and files left on the instance for the next invocation to store. */
   spilledBytes = 0;
+  leftoverFiles = 0;
 
   constructor(
     private readonly job: RecordJob,
@@ -155,7 +160,7 @@ class RoomRecording {
     private readonly log: Logger,
   ) {
     this.spill = spillBudget(runtime.spillLimitBytes ?? DEFAULT_SPILL_LIMIT_BYTES);
-    this.imageUploader = new ImageUploader(runtime.store, { contentType: CONTENT_TYPES.jpg, concurrency: 2, logger: log });
+    this.imageUploader = new ImageUploader(runtime.store, { contentType: CONTENT_TYPES.jpg, concurrency: 2, logger: log, signal: this.flushAbort.signal });
   }
 
   async run(): Promise<RecordResult> {
@@ -181,9 +186,15 @@ class RoomRecording {
       this.roomEndedAt = Date.now();
     }
     // Whatever ended the room, each recording is closed and what is left of it stored.
-    const recordings = await Promise.all([...this.recorders.values()].map((recorder) => recorder.stop()));
-    await this.imageUploader.drain();
-    return this.report(recordings, failure);
+    const flushTimer =
+      this.runtime.deadlineAt === undefined ? undefined : setTimeout(() => this.flushAbort.abort(), Math.max(0, this.runtime.deadlineAt - STORE_GIVE_UP_BEFORE_DEADLINE_MS - Date.now()));
+    try {
+      const recordings = await Promise.all([...this.recorders.values()].map((recorder) => recorder.stop()));
+      await this.storeSnapshots();
+      return await this.report(recordings, failure);
+    } finally {
+      clearTimeout(flushTimer);
+    }
   }
 
   private listener(): RoomListener {
@@ -287,6 +298,19 @@ class RoomRecording {
     };
     stats.records.push(record);
     this.imageUploader.enqueue(record, path);
+  }
+
+  /**
+   * Waits for the snapshot uploads, tries failed ones once more, and leaves any still failing on
+   * the instance, described, for the next invocation to store.
+   */
+  private async storeSnapshots(): Promise<void> {
+    await this.imageUploader.drain();
+    if (this.imageUploader.failedFiles.length > 0 && !this.flushAbort.signal.aborted) await this.imageUploader.retryFailed();
+    for (const { record, filePath } of this.imageUploader.failedFiles) {
+      await writeFile(`${filePath}${UPLOAD_SUFFIX}`, JSON.stringify({ bucket: this.job.bucket, region: this.job.region, key: record.key, contentType: CONTENT_TYPES.jpg }));
+      this.leftoverFiles++;
+    }
   }
 
   /** MaxIdleTime: leave once no recorded anchor has been in the room for that long. */

@@ -7,6 +7,8 @@ import type { DeadWorkDir } from '../work-dirs';
 
 /** Spill files end so; each has `<file>.json` naming the object and position its bytes belong at. */
 export const SPILL_SUFFIX = '.spill';
+/** A whole file (a snapshot) whose upload failed has `<file>.upload.json` naming its object. */
+export const UPLOAD_SUFFIX = '.upload.json';
 const APPEND_BYTES = 16 * 1024 * 1024;
 
 /** Written into the work dir's owner file when a recording starts (no credentials). */
@@ -37,7 +39,19 @@ export async function recoverRecordings(
   budgetEndsAt: number,
 ): Promise<boolean> {
   let left = 0;
-  for (const name of await readdir(dead.dir)) {
+  for (const name of await readdir(dead.dir, { recursive: true })) {
+    if (name.endsWith(UPLOAD_SUFFIX)) {
+      const described = join(dead.dir, name);
+      const file = described.slice(0, -UPLOAD_SUFFIX.length);
+      const target = await readFile(described, 'utf8').then((text) => JSON.parse(text) as Omit<SpillDescription, 'position' | 'fileOffset'>, () => undefined);
+      if (!target) continue;
+      const stored = await storeFor(target)
+        .putFile(target.key, file, { contentType: target.contentType })
+        .then(() => true, (error: unknown) => (logger.warn('storing a killed recording’s snapshot failed', { key: target.key, error }), false));
+      if (stored) await rm(described, { force: true });
+      else left++;
+      continue;
+    }
     if (!name.endsWith(SPILL_SUFFIX)) continue;
     const path = join(dead.dir, name);
     const description = await readFile(`${path}.json`, 'utf8').then((text) => JSON.parse(text) as SpillDescription, () => undefined);

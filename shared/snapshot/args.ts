@@ -47,28 +47,22 @@ export class KeyframeSelector {
     if (take) this.lastTaken = { ptsMs, slot };
     return { take, slot, missedSlots };
   }
-
-  /** The slot of the last keyframe taken, for a full decode to continue the grid after it. */
-  get lastSlot(): number | undefined {
-    return this.lastTaken?.slot;
-  }
 }
 
 /**
  * ffmpeg `select` expression for decoding every frame: the first frame of each slot of the grid
- * anchored at `anchorSec`, after slot `afterSlot` (what keyframe selection already took).
+ * anchored at `anchorSec` (the connection's first frame).
  */
-export function selectExpression(intervalSec: number, anchorSec: number, afterSlot: number): string {
+export function selectExpression(intervalSec: number, anchorSec: number): string {
   const slot = (time: string) => `floor((${time}-${anchorSec})/${intervalSec}+${slotPhase('all')})`;
-  return `if(isnan(prev_selected_t),gt(${slot('t')},${afterSlot}),gt(${slot('t')},${slot('prev_selected_t')}))`;
+  return `if(isnan(prev_selected_t),1,gt(${slot('t')},${slot('prev_selected_t')}))`;
 }
 
 export interface ImagerPlan {
   mode: DecodeMode;
   intervalSec: number;
-  /** Grid anchor (s, stream time) and the last slot already taken; used when decoding every frame. */
+  /** Grid anchor (s, stream time), used when decoding every frame. */
   anchorSec: number;
-  afterSlot: number;
   format: ImageFormat;
   width?: number;
   quality?: number;
@@ -78,10 +72,10 @@ export interface ImagerPlan {
   run: number;
 }
 
-export function imagerFilter(plan: Pick<ImagerPlan, 'mode' | 'intervalSec' | 'anchorSec' | 'afterSlot' | 'format' | 'width'>): string | undefined {
+export function imagerFilter(plan: Pick<ImagerPlan, 'mode' | 'intervalSec' | 'anchorSec' | 'format' | 'width'>): string | undefined {
   const filters: string[] = [];
   // Fed keyframes only, we already chose which: every frame that arrives becomes an image.
-  if (plan.mode === 'all') filters.push(`select='${selectExpression(plan.intervalSec, plan.anchorSec, plan.afterSlot)}'`);
+  if (plan.mode === 'all') filters.push(`select='${selectExpression(plan.intervalSec, plan.anchorSec)}'`);
   // -2 keeps the aspect ratio with an even height, which every encoder accepts.
   if (plan.width !== undefined) filters.push(`scale=${plan.width}:-2:flags=bicubic`);
   filters.push(...imageFilters(plan.format));

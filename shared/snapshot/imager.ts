@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
 import { withTagData, type FlvTag } from '../media/flv';
-import { avcConfigWithoutReorder } from '../media/h264-sps';
+import { accessUnitWithoutReorder, avcConfigWithoutReorder, nalLengthSize } from '../media/h264-sps';
 import { imagerArgs, type ImagerPlan } from './args';
 
 export interface ImagerOptions {
@@ -17,7 +17,8 @@ export interface ImagerOptions {
 
 /** How long an imager may take to finish after its input ended before it is stopped by signals. */
 const FINISH_GRACE_MS = 10_000;
-const AVC_SEQUENCE_HEADER_PREFIX_BYTES = 5;
+/** FLV AVC packet: frame type and codec, packet type, composition time (3 bytes). */
+const AVC_PACKET_PREFIX_BYTES = 5;
 
 /**
  * One imager ffmpeg (see imagerArgs), fed whole FLV tags by us. When it is fed keyframes only,
@@ -29,6 +30,7 @@ export class Imager {
   private readonly ffmpeg: FfmpegProcess;
   private readonly input: Duplex;
   private ending: Promise<FfmpegExit> | undefined;
+  private nalLengthSize = 4;
 
   constructor(private readonly options: ImagerOptions) {
     this.ffmpeg = new FfmpegProcess({ binary: options.ffmpegPath, args: imagerArgs(options.plan), extraPipes: 1, env: options.env });
@@ -38,10 +40,6 @@ export class Imager {
     this.writeSequenceHeader(options.sequenceHeader);
   }
 
-  get mode(): ImagerPlan['mode'] {
-    return this.options.plan.mode;
-  }
-
   get running(): boolean {
     return !this.ending && this.input.writable;
   }
@@ -49,14 +47,23 @@ export class Imager {
   /** Passes a tag on; false (nothing written) when ffmpeg is too far behind or has ended. */
   write(tag: FlvTag): boolean {
     if (!this.running || this.input.writableLength > this.options.maxBacklogBytes) return false;
-    this.input.write(tag.bytes);
+    this.input.write(this.options.plan.mode === 'keyframes' ? this.keyframeWithoutReorder(tag).bytes : tag.bytes);
     return true;
   }
 
   /** A new sequence header (the encoder changed its parameters mid-stream). */
   writeSequenceHeader(tag: FlvTag): void {
     if (!this.running) return;
+    this.nalLengthSize = nalLengthSize(tag.data.subarray(AVC_PACKET_PREFIX_BYTES));
     this.input.write(this.options.plan.mode === 'keyframes' ? withoutReorder(tag).bytes : tag.bytes);
+  }
+
+  /** An SPS repeated inside the keyframe is rewritten as the sequence header's is. */
+  private keyframeWithoutReorder(tag: FlvTag): FlvTag {
+    const prefix = tag.data.subarray(0, AVC_PACKET_PREFIX_BYTES);
+    const unit = tag.data.subarray(AVC_PACKET_PREFIX_BYTES);
+    const rewritten = accessUnitWithoutReorder(unit, this.nalLengthSize);
+    return rewritten === unit ? tag : withTagData(tag, Buffer.concat([prefix, rewritten]));
   }
 
   /** Ends the input: ffmpeg writes what its decoder still holds and exits on its own. */
@@ -70,8 +77,8 @@ export class Imager {
 }
 
 function withoutReorder(sequenceHeader: FlvTag): FlvTag {
-  const prefix = sequenceHeader.data.subarray(0, AVC_SEQUENCE_HEADER_PREFIX_BYTES);
-  const record = sequenceHeader.data.subarray(AVC_SEQUENCE_HEADER_PREFIX_BYTES);
+  const prefix = sequenceHeader.data.subarray(0, AVC_PACKET_PREFIX_BYTES);
+  const record = sequenceHeader.data.subarray(AVC_PACKET_PREFIX_BYTES);
   const rewritten = avcConfigWithoutReorder(record);
   return rewritten === record ? sequenceHeader : withTagData(sequenceHeader, Buffer.concat([prefix, rewritten]));
 }

@@ -440,7 +440,6 @@ class SnapshotCapture {
         mode: this.mode,
         intervalSec: this.job.intervalSec,
         anchorSec: state.anchor!.ptsMs / 1000,
-        afterSlot: state.selector?.lastSlot ?? -1,
         format: this.job.format,
         width: this.job.width,
         quality: this.job.quality,

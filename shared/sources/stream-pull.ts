@@ -73,10 +73,6 @@ export class StreamPull {
     this.exited = Promise.all([this.ffmpeg.exited, drained]).then(([exit]) => ({ ...exit, unusable: this.unusable, packets: Math.max(exit.frames, this.delivered) }));
   }
 
-  get pid(): number | undefined {
-    return this.ffmpeg.pid;
-  }
-
   /** Video packets received from the source (all of them, also those not passed on). */
   get packetsReceived(): number {
     return this.ffmpeg.framesSeen;

@@ -67,9 +67,12 @@ const EXIT_REASONS: Record<number, RoomExitReason> = {
   [TRTC_EXIT_DISMISSED]: 'dismissed',
 };
 
-/** A view on the SDK's memory, not a copy: raw frames are large and frequent. */
-function bufferView(data: Buffer | ArrayBuffer, length: number): Buffer {
-  return Buffer.isBuffer(data) ? data.subarray(0, length) : Buffer.from(data, 0, length);
+/**
+ * A copy of a frame: the recorder keeps pictures after the callback returns (the latest is sent
+ * again until a new one comes), and the SDK may reuse its buffer once the callback is done.
+ */
+function copyFrame(data: Buffer | ArrayBuffer, length: number): Buffer {
+  return Buffer.from(Buffer.isBuffer(data) ? data.subarray(0, length) : new Uint8Array(data, 0, length));
 }
 
 /** Enters as an audience member of a LIVE room and forwards each anchor's raw frames. */
@@ -113,7 +116,7 @@ class TrtcElectronRoom implements RoomSource {
       if (streamType !== TRTC_VIDEO_STREAM_BIG || !this.cloud) return;
       this.listener.videoFrame({
         userId,
-        data: bufferView(frame.data, frame.length),
+        data: copyFrame(frame.data, frame.length),
         width: frame.width,
         height: frame.height,
         timestampMs: frame.timestamp,
@@ -137,7 +140,7 @@ class TrtcElectronRoom implements RoomSource {
         if (!this.cloud || !isSubscribed(this.subscription, userId)) return;
         listener.audioFrame({
           userId,
-          data: bufferView(frame.data, frame.length),
+          data: copyFrame(frame.data, frame.length),
           sampleRate: frame.sampleRate,
           channels: frame.channel,
           timestampMs: frame.timestamp,

@@ -213,3 +213,9 @@ function toStorageError<C>(driver: CloudDriver<C>, operation: string, key: strin
   const detail = { cloud: driver.cloud, bucket: driver.bucket, key, operation, status, cloudCode, requestId, ...(nextPosition === undefined ? {} : { nextPosition }) };
   return new StorageError(detail, message, { cause: error, retryable });
 }
+
+/** An `x-…-next-append-position` header as a number, or undefined when absent or not a position. */
+export function parsePosition(header: unknown): number | undefined {
+  const value = typeof header === 'string' && header !== '' ? Number(header) : NaN;
+  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}

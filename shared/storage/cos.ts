@@ -3,7 +3,7 @@ import type COS from 'cos-nodejs-sdk-v5';
 import { parseEndpointOverride } from '../endpoint-override';
 import { isRetryable, ValidationError } from '../errors';
 import type { RetryPolicy } from '../retry';
-import { createCloudStore, encodeObjectKey, readRange, type SdkFailure } from './cloud-store';
+import { createCloudStore, encodeObjectKey, readRange, type SdkFailure, parsePosition } from './cloud-store';
 import type { MultipartOptions } from './multipart';
 import type { CloudClient, ObjectInfo, ObjectStore, RetryableBody } from './types';
 
@@ -151,10 +151,6 @@ function objectInfo(headers: Record<string, unknown>): ObjectInfo {
   };
 }
 
-function parsePosition(header: unknown): number | undefined {
-  const value = typeof header === 'string' && header !== '' ? Number(header) : NaN;
-  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
-}
 
 /**
  * XML errors arrive as an Error with `code`, `statusCode` and `RequestId`; body-less ones (a

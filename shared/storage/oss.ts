@@ -1,7 +1,7 @@
 import type OSS from 'ali-oss';
 import { isRetryable } from '../errors';
 import type { RetryPolicy } from '../retry';
-import { createCloudStore, encodeObjectKey, readRange, type SdkFailure } from './cloud-store';
+import { createCloudStore, encodeObjectKey, readRange, type SdkFailure, parsePosition } from './cloud-store';
 import type { MultipartOptions } from './multipart';
 import type { CloudClient, ObjectInfo, ObjectStore } from './types';
 
@@ -200,7 +200,3 @@ function describeOssFailure(error: unknown): SdkFailure {
   };
 }
 
-function parsePosition(header: unknown): number | undefined {
-  const value = typeof header === 'string' && header !== '' ? Number(header) : NaN;
-  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
-}

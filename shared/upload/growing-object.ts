@@ -106,7 +106,8 @@ export class GrowingObjectUpload {
   private lastAppendAt = 0;
 
   constructor(private readonly options: GrowingObjectOptions) {
-    this.pump = this.run();
+    // Nothing here may become an unhandled rejection: that would end the whole process.
+    this.pump = this.run().catch((error: unknown) => this.fail(error));
   }
 
   get key(): string {
@@ -133,7 +134,7 @@ export class GrowingObjectUpload {
     // Straight into the multipart stream once what was pending before the switch has gone in.
     if (this.mode === 'multipart' && this.multipartCaughtUp) {
       this.multipartBytes += piece.length;
-      return this.multipart!.stream.write(piece);
+      return this.multipart!.stream.write(piece) || this.hasRoom();
     }
     this.memory.push(piece);
     this.memoryBytes += piece.length;
@@ -145,8 +146,14 @@ export class GrowingObjectUpload {
   /** Resolves when write() would take more. */
   room(): Promise<void> {
     if (this.hasRoom()) return Promise.resolve();
-    if (this.mode === 'multipart' && this.multipartCaughtUp) return new Promise((resolve) => this.multipart!.stream.once('drain', resolve));
+    if (this.mode === 'multipart' && this.multipartCaughtUp) return this.multipartDrained();
     return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** The multipart stream took its buffer, or the upload is over (a failed one never drains). */
+  private multipartDrained(): Promise<void> {
+    const { stream, done } = this.multipart!;
+    return Promise.race([new Promise<void>((resolve) => stream.once('drain', () => resolve())), done.then(() => undefined)]);
   }
 
   /** No more pieces: stores what is pending (retrying until giveUpAt) and says how it went. */
@@ -165,6 +172,7 @@ export class GrowingObjectUpload {
       } else {
         storedBytes = this.multipartBytes;
       }
+      // Pieces written after a multipart failure were counted as lost on arrival.
     }
     const spilledBytes = this.diskWritten - this.diskRead;
     this.closeDisk(spilledBytes === 0);
@@ -184,6 +192,8 @@ export class GrowingObjectUpload {
   }
 
   private hasRoom(): boolean {
+    // Given up: what comes is counted as lost, so the encoder is never held back for nothing.
+    if (this.mode === 'failed') return true;
     if (this.mode === 'multipart' && this.multipartCaughtUp) return this.multipart!.stream.writableLength < this.memoryLimit;
     return this.memoryBytes <= this.memoryLimit;
   }
@@ -201,7 +211,13 @@ export class GrowingObjectUpload {
       // Batch small pieces: wait out the interval unless ending or much is pending.
       const waitMs = this.lastAppendAt + (this.options.appendIntervalMs ?? DEFAULT_APPEND_INTERVAL_MS) - Date.now();
       if (!this.ending && waitMs > 0 && this.pendingBytes < MAX_APPEND_BYTES) {
-        await Promise.race([sleep(waitMs), new Promise<void>((resolve) => (this.wake = resolve))]);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
         continue;
       }
       await this.appendNext();
@@ -212,7 +228,7 @@ export class GrowingObjectUpload {
         const body = this.peekNext();
         this.multipartBytes += body.length;
         this.consume(body.length);
-        if (!this.multipart!.stream.write(body)) await new Promise((resolve) => this.multipart!.stream.once('drain', resolve));
+        if (!this.multipart!.stream.write(body)) await this.multipartDrained();
       }
       this.multipartCaughtUp = true;
       this.releaseRoom();
@@ -250,8 +266,9 @@ export class GrowingObjectUpload {
   }
 
   private landed(bytes: number, nextPosition: number): void {
-    this.consume(bytes);
+    // Position first: consume() records it with the spill file's new offset.
     this.position = nextPosition;
+    this.consume(bytes);
     this.lastAppendAt = Date.now();
     this.releaseRoom();
   }
@@ -260,8 +277,12 @@ export class GrowingObjectUpload {
     this.mode = 'failed';
     this.error = error instanceof Error ? error.message : String(error);
     this.options.logger.error('the recording could not be stored', { key: this.options.key, error });
-    // What is on disk stays for the next invocation; memory is moved there too if it fits.
+    // What is on disk stays for the next invocation; memory is moved there too if it fits, and
+    // counted as lost if it does not.
     this.moveMemoryToDisk();
+    this.lostBytes += this.memoryBytes;
+    this.memory.length = 0;
+    this.memoryBytes = 0;
     this.releaseRoom();
   }
 
@@ -277,6 +298,13 @@ export class GrowingObjectUpload {
       })
       .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
     this.multipart = { stream, done };
+    void done.then((outcome) => {
+      if (outcome instanceof Error) {
+        this.mode = 'failed';
+        this.error = outcome.message;
+        this.releaseRoom();
+      }
+    });
   }
 
   /** The next pending bytes, not removed: from the spill file first (it is older), then memory. */
@@ -318,15 +346,24 @@ export class GrowingObjectUpload {
   private moveMemoryToDisk(): void {
     const spill = this.options.spill;
     if (!spill || this.memoryBytes === 0 || !spill.budget.reserve(this.memoryBytes)) return;
-    if (this.diskFd === undefined) {
-      this.diskFd = openSync(spill.path, 'w+');
-      this.diskRead = 0;
-      this.diskWritten = 0;
+    const moving = this.memoryBytes;
+    try {
+      if (this.diskFd === undefined) {
+        this.diskFd = openSync(spill.path, 'w+');
+        this.diskRead = 0;
+        this.diskWritten = 0;
+      }
+      // Written in full before memory lets go of it: a failed write (a full disk) leaves it in memory.
+      let written = this.diskWritten;
+      for (const piece of this.memory) written += writeSync(this.diskFd, piece, 0, piece.length, written);
+      this.diskWritten = written;
+      this.memory.length = 0;
+      this.memoryBytes = 0;
+      this.describeSpill();
+    } catch (error) {
+      spill.budget.release(moving);
+      this.options.logger.warn('could not spill to disk; keeping the recording in memory', { key: this.options.key, error });
     }
-    for (const piece of this.memory) this.diskWritten += writeSync(this.diskFd, piece, 0, piece.length, this.diskWritten);
-    this.memory.length = 0;
-    this.memoryBytes = 0;
-    this.describeSpill();
     this.releaseRoom();
   }
 

@@ -72,6 +72,11 @@ export class ImageUploader {
     await this.latestChain;
   }
 
+  /** Images whose last attempt failed, with the local file each still has. */
+  get failedFiles(): Array<{ record: ImageRecord; filePath: string }> {
+    return this.failed.map(({ record, filePath }) => ({ record, filePath }));
+  }
+
   /** One more pass over the snapshots whose upload failed. */
   async retryFailed(): Promise<void> {
     const retry = this.failed.splice(0);

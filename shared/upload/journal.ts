@@ -43,13 +43,8 @@ export class AppendJournal {
     this.buffered.push(JSON.stringify(entry));
     if (this.buffered.length > MAX_BUFFERED_LINES) {
       this.buffered.shift();
-      this.droppedLines++;
+      if (this.droppedLines++ === 0) this.options.logger.warn('journal buffer full while storage fails; dropping its oldest lines (manifest.json still lists every snapshot)', { key: this.key });
     }
-  }
-
-  /** Whether the journal holds every line added so far (nothing buffered, nothing dropped, not refused). */
-  get complete(): boolean {
-    return !this.refused && this.droppedLines === 0 && this.buffered.length === 0;
   }
 
   get linesWritten(): number {
@@ -69,15 +64,15 @@ export class AppendJournal {
 
   private async appendBuffered(): Promise<void> {
     if (this.refused || this.buffered.length === 0) return;
-    const lines = this.buffered;
+    // Taken out now: lines added while the request is out go in the next one.
+    const lines = this.buffered.splice(0);
     const body = Buffer.from(lines.join('\n') + '\n');
     try {
       this.position ??= (await this.store.head(this.key, { signal: this.options.signal }))?.size ?? 0;
-      const result = await this.appendAt(body);
-      this.position = result;
-      this.buffered = this.buffered.slice(lines.length);
+      this.position = await this.appendAt(body);
       this.written += lines.length;
     } catch (error) {
+      this.buffered.unshift(...lines);
       if (isAppendRefused(error)) {
         this.refused = true;
         this.buffered = [];

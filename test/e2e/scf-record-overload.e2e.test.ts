@@ -34,15 +34,22 @@ describe('overload', () => {
     };
     const handler = createRecordHandler({
       env: { COS_ENDPOINT: cos.endpoint, MEDIA_TMP_DIR: workRoot, LOG_LEVEL: 'error' },
-      createRoom: () => createRoomSimulator(parseRoomScenario(scenario)),
+      createRoom: () => {
+        const room = createRoomSimulator(parseRoomScenario(scenario));
+        // When the room ended, not when the handler returned: finishing 8 encoders takes a while.
+        const enter = room.enter.bind(room);
+        room.enter = (target, listener, subscription) =>
+          enter(target, { ...listener, exited: (reason) => ((roomEndedAt = Date.now()), listener.exited(reason)) }, subscription);
+        return room;
+      },
     });
+    let roomEndedAt = 0;
     let peakRss = 0;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
     const result = (await handler(
       { SdkAppId: 1400000001, RoomId: 77, UserId: 'recorder', UserSig: 'sig', Mode: '01', CosConfig: { ...keys, Region: 'ap-guangzhou', Bucket: bucket, Path: '/' } },
       { request_id: 'overload' },
     )) as RecordResult;
-    const roomEndedAt = Date.now();
     clearInterval(sampler);
 
     // This process holds the room simulator (8 raw 1080p feeds) as well as the recorder.

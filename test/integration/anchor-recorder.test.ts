@@ -46,4 +46,32 @@ describe('AnchorRecorder', () => {
     expect(total).toBeGreaterThan(5.5);
     expect(total).toBeLessThan(6.3);
   });
+
+  it('keeps audio and video aligned when the audio starts before the first picture', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'av-sync-'));
+    const store = createLocalStore({ root, bucket: 'b' });
+    const logger = createLogger({ requestId: 'av-sync', level: 'error' });
+    const recorder = new AnchorRecorder({
+      userId: 'late-camera',
+      mode: '02',
+      ffmpegPath: resolveFfmpegPath(),
+      logger,
+      openPiece: (index) => new GrowingObjectUpload({ store, key: `av-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity }),
+    });
+    const silence = Buffer.alloc(48_000 * 2 * 0.02);
+    const audio = setInterval(() => recorder.audioFrame({ userId: 'late-camera', data: silence, sampleRate: 48_000, channels: 1, timestampMs: 0 }), 20);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // audio only, then the camera starts
+    const picture = Buffer.alloc(i420Size(320, 180), 90);
+    const video = setInterval(() => recorder.videoFrame({ userId: 'late-camera', data: picture, width: 320, height: 180, timestampMs: 0 }), 1000 / 15);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    clearInterval(audio);
+    clearInterval(video);
+    await recorder.stop();
+    const media = await decodeMedia(await readFile(join(root, 'b', 'av-0.mp4')), 'mp4');
+    const [v, a] = ['video', 'audio'].map((type) => media.streams.find((stream) => stream.type === type)!);
+    // Both tracks start together and last the recording (the time before the camera is black).
+    expect(Math.abs(v!.startTime! - a!.startTime!)).toBeLessThan(0.1);
+    expect(Math.abs(v!.duration! - a!.duration!), JSON.stringify(media.streams)).toBeLessThan(0.15);
+    expect(v!.duration!).toBeGreaterThan(3.2);
+  });
 });

@@ -72,10 +72,15 @@ describe('GrowingObjectUpload', () => {
       // 100 kB of memory, 300 kB of disk, 50 kB pieces: it refuses well before a megabyte.
       expect(accepted * 50_000).toBeLessThanOrEqual(450_000);
       let roomMade = false;
-      void up.room().then(() => (roomMade = true));
+      const room = up.room().then(() => (roomMade = true));
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(roomMade).toBe(false);
-      await up.end();
+      // Once it gives up, a waiting writer is let go (what comes is lost, and counted), and it ends.
+      await room;
+      const result = await up.end();
+      expect(result.error).toBeDefined();
+      expect(result.lostBytes).toBeGreaterThan(0);
+      expect(result.spilledBytes + result.lostBytes).toBe(accepted * 50_000 + 50_000);
     } finally {
       cos.setOutage(false);
     }
@@ -86,16 +91,24 @@ describe('GrowingObjectUpload', () => {
     await mkdir(dir);
     const spillPath = join(dir, 'a0-p0.spill');
     const written: Buffer[] = [];
-    const giveUpAt = Date.now() + 1_500;
+    let giveUpAt = Infinity;
     const first = upload({ memoryLimitBytes: 60_000, spill: { path: spillPath, budget: spillBudget(10_000_000), describe: { bucket, region: 'ap-guangzhou' } }, giveUpAt: () => giveUpAt });
     for (let i = 0; i < 4; i++) first.write((written[written.length] = piece(i)));
     await new Promise((resolve) => setTimeout(resolve, 500)); // some of it is stored
     cos.setOutage(true);
     for (let i = 4; i < 12; i++) first.write((written[written.length] = piece(i)));
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // spilled by now
+    // Storage is back a moment: part of the spill file lands; then down until it gives up.
+    const appendsBefore = cos.requests.filter((entry) => entry.key === first.key && entry.status === 200).length;
+    cos.setOutage(false);
+    await expect.poll(() => cos.requests.filter((entry) => entry.key === first.key && entry.status === 200).length, { timeout: 10_000, interval: 5 }).toBeGreaterThan(appendsBefore);
+    cos.setOutage(true);
+    for (let i = 12; i < 14; i++) first.write((written[written.length] = piece(i)));
+    giveUpAt = Date.now() + 1_000;
     const gaveUp = await first.end();
     cos.setOutage(false);
     expect(gaveUp.error).toBeDefined();
-    expect(gaveUp.storedBytes + gaveUp.spilledBytes).toBe(12 * 50_000);
+    expect(gaveUp.storedBytes + gaveUp.spilledBytes).toBe(14 * 50_000);
     expect(gaveUp.lostBytes).toBe(0);
     expect(JSON.parse(await readFile(`${spillPath}.json`, 'utf8'))).toMatchObject({ key: first.key, position: gaveUp.storedBytes });
 
@@ -104,6 +117,30 @@ describe('GrowingObjectUpload', () => {
     expect(done).toBe(true);
     expect(existsSync(spillPath)).toBe(false);
     expect(cos.getObject(bucket, first.key)!.equals(Buffer.concat(written))).toBe(true);
+  });
+
+  it('ends, saying what was lost, when a multipart upload (appends refused) fails for good', async () => {
+    cos.setFaults({ refuseAppends: true });
+    cos.setOutage(true);
+    try {
+      const giveUpAt = Date.now() + 1_000;
+      const up = upload({ memoryLimitBytes: 100_000, giveUpAt: () => giveUpAt });
+      // The first append is refused only once storage answers; until then it waits like any append.
+      cos.setOutage(false);
+      up.write(piece(0));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // refused: now a multipart upload
+      cos.setOutage(true);
+      let written = 1;
+      for (; written < 40; written++) if (!up.write(piece(written))) await up.room();
+      const result = await up.end();
+      expect(result.mode).toBe('multipart');
+      expect(result.error).toBeDefined();
+      expect(result.objectExists).toBe(false);
+      expect(result.lostBytes).toBe(written * 50_000);
+    } finally {
+      cos.setOutage(false);
+      cos.setFaults({ refuseAppends: false });
+    }
   });
 
   it('recovery skips what did get stored before the kill, and refuses a spill that would leave a hole', async () => {

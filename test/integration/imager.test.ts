@@ -24,7 +24,7 @@ function newImager(mode: 'keyframes' | 'all', workDir: string): Imager {
   const sequenceHeader = tags.find((tag) => videoTagInfo(tag)?.avcPacketType === 0)!;
   return new Imager({
     ffmpegPath: resolveFfmpegPath(),
-    plan: { mode, intervalSec: 1, anchorSec: 0, afterSlot: -1, format: 'jpg', workDir, run: 0 },
+    plan: { mode, intervalSec: 1, anchorSec: 0, format: 'jpg', workDir, run: 0 },
     fileHeader,
     sequenceHeader,
     maxBacklogBytes: 4 * 1024 * 1024,
@@ -67,7 +67,7 @@ describe('Imager', () => {
     const sequenceHeader = tags.find((tag) => videoTagInfo(tag)?.avcPacketType === 0)!;
     const imager = new Imager({
       ffmpegPath: resolveFfmpegPath(),
-      plan: { mode: 'all', intervalSec: 1, anchorSec: 0, afterSlot: -1, format: 'jpg', workDir, run: 0 },
+      plan: { mode: 'all', intervalSec: 1, anchorSec: 0, format: 'jpg', workDir, run: 0 },
       fileHeader,
       sequenceHeader,
       maxBacklogBytes: 64 * 1024,

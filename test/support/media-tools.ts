@@ -135,7 +135,7 @@ export async function decodeImage(bytes: Buffer, format: string): Promise<Decode
 
 interface FfprobeOutput {
   format?: { format_name?: string; duration?: string };
-  streams?: Array<{ codec_type?: string; codec_name?: string; width?: number; height?: number; nb_read_frames?: string }>;
+  streams?: Array<{ codec_type?: string; codec_name?: string; width?: number; height?: number; nb_read_frames?: string; start_time?: string; duration?: string }>;
 }
 
 /** ffprobe (JSON output, errors only) on bytes written to a temporary file; throws when it cannot read them. */
@@ -155,7 +155,7 @@ async function ffprobeBytes(bytes: Buffer, extension: string, args: string[]): P
 export interface DecodedMedia {
   format: string;
   duration?: number;
-  streams: Array<{ type: string; codec: string; frames: number }>;
+  streams: Array<{ type: string; codec: string; frames: number; startTime?: number; duration?: number }>;
 }
 
 /**
@@ -163,10 +163,16 @@ export interface DecodedMedia {
  * counted) and says what came out. Throws when ffprobe cannot read it.
  */
 export async function decodeMedia(bytes: Buffer, extension: string): Promise<DecodedMedia> {
-  const json = await ffprobeBytes(bytes, extension, ['-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames:format=format_name,duration']);
+  const json = await ffprobeBytes(bytes, extension, ['-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,start_time,duration:format=format_name,duration']);
   return {
     format: json.format?.format_name ?? '',
     duration: seconds(json.format?.duration),
-    streams: (json.streams ?? []).map((stream) => ({ type: stream.codec_type ?? '', codec: stream.codec_name ?? '', frames: Number(stream.nb_read_frames ?? 0) })),
+    streams: (json.streams ?? []).map((stream) => ({
+      type: stream.codec_type ?? '',
+      codec: stream.codec_name ?? '',
+      frames: Number(stream.nb_read_frames ?? 0),
+      startTime: seconds(stream.start_time),
+      duration: seconds(stream.duration),
+    })),
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { imageProblem } from '../../shared/outputs/images/check';
 import { FlvFormatError, FlvTagReader, videoTagInfo, withTagData } from '../../shared/media/flv';
-import { avcConfigWithoutReorder, escapeRbsp, locateReorderField, spsWithoutReorder, unescapeRbsp } from '../../shared/media/h264-sps';
+import { accessUnitWithoutReorder, avcConfigWithoutReorder, escapeRbsp, locateReorderField, nalLengthSize, spsWithoutReorder, unescapeRbsp } from '../../shared/media/h264-sps';
 import { RawVideoMatroskaWriter } from '../../shared/media/mkv-writer';
 import { Mp3FormatError, Mp3FrameReader, parseMp3FrameHeader } from '../../shared/media/mp3-frames';
 import { Mp4FormatError, Mp4SegmentReader } from '../../shared/media/mp4-boxes';
@@ -102,6 +102,17 @@ describe('H.264 SPS rewrite for keyframe-only decoding', () => {
 
   it('leaves an SPS that declares no reordering as it is', () => {
     expect(spsWithoutReorder(SPS_WITHOUT_REORDER)).toBe(SPS_WITHOUT_REORDER);
+  });
+
+  it('rewrites an SPS repeated inside a keyframe access unit, and nothing else in it', () => {
+    const nal = (bytes: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), bytes]);
+    const idr = Buffer.from('6588840021ffff', 'hex');
+    const unit = Buffer.concat([nal(Buffer.from('09f0', 'hex')), nal(SPS_WITH_REORDER), nal(Buffer.from('68ef8fcb', 'hex')), nal(idr)]);
+    const rewritten = accessUnitWithoutReorder(unit, 4);
+    expect(rewritten).toEqual(Buffer.concat([nal(Buffer.from('09f0', 'hex')), nal(spsWithoutReorder(SPS_WITH_REORDER)), nal(Buffer.from('68ef8fcb', 'hex')), nal(idr)]));
+    const withoutSps = Buffer.concat([nal(idr)]);
+    expect(accessUnitWithoutReorder(withoutSps, 4)).toBe(withoutSps);
+    expect(nalLengthSize(AVCC_WITH_REORDER)).toBe(4);
   });
 
   it('rewrites every SPS of an avcC record and keeps the PPS', () => {

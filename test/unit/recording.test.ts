@@ -7,7 +7,8 @@ import { safeSegment } from '../../shared/naming';
 describe('recording arguments', () => {
   it('reads timestamped pictures from pipe 3 and audio from pipe 4, and writes fragmented MP4 (H.264 + AAC, a keyframe every 2 s of time) to pipe 5', () => {
     const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, audio: { sampleRate: 48000, channels: 2 } });
-    expect(args.join(' ')).toContain('-f matroska -i pipe:3');
+    // Not probed: ffmpeg would read seconds of pictures before it reads any audio.
+    expect(args.join(' ')).toContain('-analyzeduration 0 -probesize 32 -f matroska -i pipe:3');
     expect(args.join(' ')).toContain('-f s16le -ar 48000 -ac 2 -i pipe:4');
     expect(args.join(' ')).toContain(`-map 0:v -c:v libx264 -preset ${ANCHOR_X264_PRESET} -tune zerolatency`);
     expect(args.join(' ')).toContain('-vsync vfr -g 30 -force_key_frames expr:gte(t,n_forced*2)');

@@ -17,7 +17,6 @@ const plan: ImagerPlan = {
   mode: 'keyframes',
   intervalSec: 1,
   anchorSec: 0.067,
-  afterSlot: -1,
   format: 'jpg',
   workDir: '/tmp/job',
   run: 2,
@@ -84,15 +83,13 @@ describe('imagerArgs', () => {
   it('selects nothing itself when fed chosen keyframes; selects on the grid when decoding everything', () => {
     expect(imagerFilter(plan)).toBe(VIDEO_TO_FULL_RANGE_FILTER);
     expect(imagerFilter({ ...plan, format: 'png' })).toBeUndefined();
-    expect(imagerFilter({ ...plan, mode: 'all', afterSlot: 4, width: 640 })).toBe(
-      `select='${selectExpression(1, 0.067, 4)}',scale=640:-2:flags=bicubic,${VIDEO_TO_FULL_RANGE_FILTER}`,
+    expect(imagerFilter({ ...plan, mode: 'all', width: 640 })).toBe(
+      `select='${selectExpression(1, 0.067)}',scale=640:-2:flags=bicubic,${VIDEO_TO_FULL_RANGE_FILTER}`,
     );
   });
 
-  it('continues the keyframe grid in a full decode, after the last slot taken', () => {
-    expect(selectExpression(1.5, 2, 3)).toBe(
-      'if(isnan(prev_selected_t),gt(floor((t-2)/1.5+0.001),3),gt(floor((t-2)/1.5+0.001),floor((prev_selected_t-2)/1.5+0.001)))',
-    );
+  it('decoding every frame, takes the first frame of each slot of the grid anchored at the connection\'s first frame', () => {
+    expect(selectExpression(1.5, 2)).toBe('if(isnan(prev_selected_t),1,gt(floor((t-2)/1.5+0.001),floor((prev_selected_t-2)/1.5+0.001)))');
   });
 
   it("reads run and stream time back from snapshot file names only", () => {
@@ -121,7 +118,6 @@ describe('KeyframeSelector', () => {
     const selector = new KeyframeSelector(1, 0);
     expect(selector.offer(0).missedSlots).toBe(0);
     expect(selector.offer(4000)).toEqual({ take: true, slot: 4, missedSlots: 3 });
-    expect(selector.lastSlot).toBe(4);
   });
 
   it('mirrors the slot formula used to name images', () => {

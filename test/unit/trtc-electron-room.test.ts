@@ -171,7 +171,7 @@ describe('trtc-electron-sdk room adapter', () => {
     expect(cloud.audioCallback).toBeNull();
   });
 
-  it('maps room events and forwards frames as Buffers over the SDK memory', async () => {
+  it('maps room events and forwards copies of the frames, so the SDK may reuse its memory', async () => {
     const { cloud, events } = await enteredRoom();
     cloud.fire('onRemoteUserEnterRoom', 'alice');
     cloud.fire('onUserAudioAvailable', 'alice', 1);
@@ -208,11 +208,15 @@ describe('trtc-electron-sdk room adapter', () => {
     ]);
     const [audio1, audio2, video] = events.filter(([name]) => name.endsWith('Frame')).map(([, payload]) => payload as Record<string, unknown>);
     expect(audio1).toMatchObject({ userId: 'alice', sampleRate: 48000, channels: 1, timestampMs: 1000 });
-    expect((audio1!.data as Buffer).buffer).toBe(pcm);
-    expect((audio2!.data as Buffer).buffer).toBe(pcmBuffer.buffer);
+    expect((audio1!.data as Buffer).buffer).not.toBe(pcm);
+    expect((audio1!.data as Buffer).length).toBe(1920);
+    expect((audio2!.data as Buffer).buffer).not.toBe(pcmBuffer.buffer);
     expect(video).toMatchObject({ userId: 'alice', width: 6, height: 4, timestampMs: 1005 });
-    expect((video!.data as Buffer).buffer).toBe(picture);
+    expect((video!.data as Buffer).buffer).not.toBe(picture);
     expect((video!.data as Buffer).length).toBe(36);
+    // The SDK overwriting its buffer after the callback changes nothing we hold.
+    new Uint8Array(picture).fill(99);
+    expect((video!.data as Buffer).every((byte) => byte !== 99)).toBe(true);
   });
 
   it.each([

@@ -67,8 +67,10 @@ export function recordingArgs(plan: RecordingPlan): string[] {
   const pipes = recordingPipes({ video: !!plan.video, audio: !!plan.audio });
   const args = supervisedRunArgs();
   if (plan.video && pipes.video) {
-    // Raw pictures in Matroska, each with its own timestamp (see RawVideoMatroskaWriter).
-    args.push('-f', 'matroska', '-i', `pipe:${pipes.video}`);
+    // Raw pictures in Matroska, each with its own timestamp (see RawVideoMatroskaWriter). The header
+    // says everything: without probing, ffmpeg starts at once instead of reading seconds of pictures
+    // first while the audio pipe, not yet read, backs up.
+    args.push('-analyzeduration', '0', '-probesize', '32', '-f', 'matroska', '-i', `pipe:${pipes.video}`);
   }
   if (plan.audio && pipes.audio) {
     const { sampleRate, channels } = plan.audio;

@@ -1,3 +1,5 @@
+import { ByteQueue } from './byte-queue';
+
 /**
  * A streaming FLV reader: cuts a byte stream into whole tags, so a tag is only ever passed on
  * complete. Used between the network reader (ffmpeg remuxing the source to FLV) and the imager,
@@ -35,8 +37,7 @@ export class FlvFormatError extends Error {}
 
 /** Splits pushed chunks into the FLV file header and whole tags. */
 export class FlvTagReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new ByteQueue();
   private header: Buffer | undefined;
 
   /** The 9-byte file header plus the first previous-tag-size, once seen. */
@@ -46,26 +47,25 @@ export class FlvTagReader {
 
   /** Bytes received but not yet part of a whole tag. */
   get bufferedBytes(): number {
-    return this.pendingBytes;
+    return this.pending.length;
   }
 
   push(chunk: Buffer): FlvTag[] {
     this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     const tags: FlvTag[] = [];
     if (!this.header) {
       const headerBytes = FLV_HEADER_BYTES + PREVIOUS_TAG_SIZE_BYTES;
-      if (this.pendingBytes < headerBytes) return tags;
+      if (this.pending.length < headerBytes) return tags;
       const head = this.take(headerBytes);
       if (head.toString('latin1', 0, 3) !== 'FLV') throw new FlvFormatError('not an FLV stream');
       this.header = head;
     }
-    while (this.pendingBytes >= TAG_HEADER_BYTES) {
-      const head = this.peek(TAG_HEADER_BYTES);
+    while (this.pending.length >= TAG_HEADER_BYTES) {
+      const head = this.pending.peek(TAG_HEADER_BYTES);
       const dataSize = head.readUIntBE(1, 3);
       if (dataSize > MAX_TAG_DATA_BYTES) throw new FlvFormatError(`FLV tag of ${dataSize} bytes is too large`);
       const total = TAG_HEADER_BYTES + dataSize + PREVIOUS_TAG_SIZE_BYTES;
-      if (this.pendingBytes < total) break;
+      if (this.pending.length < total) break;
       const bytes = this.take(total);
       tags.push({
         type: bytes[0]! & 0x1f,
@@ -77,19 +77,9 @@ export class FlvTagReader {
     return tags;
   }
 
-  private peek(length: number): Buffer {
-    if (this.pending[0]!.length < length) this.pending = [Buffer.concat(this.pending)];
-    return this.pending[0]!.subarray(0, length);
-  }
-
   private take(length: number): Buffer {
-    const joined = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    const taken = joined.subarray(0, length);
-    const rest = joined.subarray(length);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
     // A copy, so a kept tag does not pin the rest of a large chunk in memory.
-    return Buffer.from(taken);
+    return Buffer.from(this.pending.take(length));
   }
 }
 

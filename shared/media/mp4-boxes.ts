@@ -1,3 +1,5 @@
+import { ByteQueue } from './byte-queue';
+
 /**
  * Cuts a fragmented MP4 byte stream (ffmpeg `-movflags +frag_keyframe+empty_moov`) into the pieces
  * a reader can use on their own: the initialisation segment (everything up to and including
@@ -16,20 +18,18 @@ export interface Mp4Segment {
 export class Mp4FormatError extends Error {}
 
 export class Mp4SegmentReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new ByteQueue();
   /** Whole boxes of the segment being assembled. */
   private segment: Buffer[] = [];
   private initDone = false;
 
   /** Bytes received that are not yet part of a whole segment. */
   get bufferedBytes(): number {
-    return this.pendingBytes + this.segment.reduce((sum, box) => sum + box.length, 0);
+    return this.pending.length + this.segment.reduce((sum, box) => sum + box.length, 0);
   }
 
   push(chunk: Buffer): Mp4Segment[] {
     this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     const out: Mp4Segment[] = [];
     for (;;) {
       const box = this.nextBox();
@@ -45,8 +45,8 @@ export class Mp4SegmentReader {
   }
 
   private nextBox(): { type: string; bytes: Buffer } | undefined {
-    if (this.pendingBytes < BOX_HEADER_BYTES) return undefined;
-    const head = this.peek(Math.min(LARGE_BOX_HEADER_BYTES, this.pendingBytes));
+    if (this.pending.length < BOX_HEADER_BYTES) return undefined;
+    const head = this.pending.peek(Math.min(LARGE_BOX_HEADER_BYTES, this.pending.length));
     let size = head.readUInt32BE(0);
     const type = head.toString('latin1', 4, 8);
     if (size === 1) {
@@ -56,20 +56,7 @@ export class Mp4SegmentReader {
       // 0 means "to the end of the file", which a stream we cut while it grows cannot use.
       throw new Mp4FormatError(`MP4 box '${type}' has size ${size}; expected a fragmented MP4 with sized boxes`);
     }
-    if (this.pendingBytes < size) return undefined;
-    return { type, bytes: this.take(size) };
-  }
-
-  private peek(length: number): Buffer {
-    if (this.pending[0]!.length < length) this.pending = [Buffer.concat(this.pending)];
-    return this.pending[0]!.subarray(0, length);
-  }
-
-  private take(length: number): Buffer {
-    const joined = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    const rest = joined.subarray(length);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
-    return joined.subarray(0, length);
+    if (this.pending.length < size) return undefined;
+    return { type, bytes: this.pending.take(size) };
   }
 }

@@ -1,4 +1,4 @@
-import { inputLivenessProbeArgs, networkInputArgs } from '../ffmpeg/args';
+import { inputLivenessProbeArgs, networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
 import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
 import { FlvFormatError, FlvTagReader, FLV_TAG_VIDEO, isAvc, videoTagInfo, type FlvTag, type VideoTagInfo } from '../media/flv';
 
@@ -42,7 +42,7 @@ export interface StreamPullExit extends FfmpegExit {
  */
 export function streamPullArgs(options: { url: string; ioTimeoutSec: number; keyframesOnly: boolean }): string[] {
   return [
-    '-hide_banner', '-nostats', '-loglevel', 'error', '-progress', 'pipe:1',
+    ...supervisedRunArgs(),
     ...networkInputArgs({ url: options.url, ioTimeoutSec: options.ioTimeoutSec }),
     ...inputLivenessProbeArgs(),
     '-map', '0:v:0', '-c', 'copy',

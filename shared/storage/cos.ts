@@ -3,7 +3,7 @@ import type COS from 'cos-nodejs-sdk-v5';
 import { parseEndpointOverride } from '../endpoint-override';
 import { isRetryable, ValidationError } from '../errors';
 import type { RetryPolicy } from '../retry';
-import { createCloudStore, encodeObjectKey, readRange, type SdkFailure, parsePosition } from './cloud-store';
+import { createCloudStore, encodeObjectKey, parsePosition, readRange, type SdkFailure } from './cloud-store';
 import type { MultipartOptions } from './multipart';
 import type { CloudClient, ObjectInfo, ObjectStore, RetryableBody } from './types';
 
@@ -150,7 +150,6 @@ function objectInfo(headers: Record<string, unknown>): ObjectInfo {
     contentType: typeof contentType === 'string' ? contentType : undefined,
   };
 }
-
 
 /**
  * XML errors arrive as an Error with `code`, `statusCode` and `RequestId`; body-less ones (a

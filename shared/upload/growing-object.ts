@@ -97,6 +97,9 @@ export class GrowingObjectUpload {
   private position = 0;
   private mode: 'append' | 'multipart' | 'failed' = 'append';
   private multipart: { stream: PassThrough; done: Promise<PutResult | Error> } | undefined;
+  /** Bytes handed to the multipart stream, and whether what was pending before the switch is in it. */
+  private multipartBytes = 0;
+  private multipartCaughtUp = false;
   private ending = false;
   private error: string | undefined;
   private lostBytes = 0;
@@ -197,9 +200,6 @@ export class GrowingObjectUpload {
     if (this.mode === 'multipart' && this.multipartCaughtUp) return this.multipart!.stream.writableLength < this.memoryLimit;
     return this.memoryBytes <= this.memoryLimit;
   }
-
-  private multipartBytes = 0;
-  private multipartCaughtUp = false;
 
   private async run(): Promise<void> {
     while (this.mode === 'append') {

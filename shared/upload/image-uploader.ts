@@ -38,9 +38,9 @@ interface Task {
 }
 
 /**
- * Uploads images (the snapshot function's, and a recording's snapshots) as they appear, a few at a time, and deletes each local file once
- * stored, so disk holds only what is not yet uploaded. A failed snapshot keeps its
- * file for one more try at flush time.
+ * Uploads images (the snapshot function's, and a recording's snapshots) as they appear, a few at
+ * a time, and deletes each local file once stored, so disk holds only what is not yet uploaded. A
+ * failed image keeps its file for one more try at flush time.
  */
 export class ImageUploader {
   private readonly queue: Task[] = [];

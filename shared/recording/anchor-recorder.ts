@@ -188,10 +188,8 @@ export class AnchorRecorder {
       if (resumeTick > this.lastTick + 1) this.writeVideoFrame((this.blackPicture ??= blackI420(width, height)), this.lastTick + 1);
       this.lastTick = Math.max(this.lastTick, resumeTick - 1);
     }
-    if (this.audioFormat) {
-      const gap = this.audioReleasableSamples() - this.audioSamplesWritten;
-      if (gap > 0) this.writeSilence(gap);
-    }
+    // Audio that arrived ahead of the clock before leaving goes first, then silence for the time away.
+    if (this.audioFormat) this.fillAudioTo(this.audioReleasableSamples());
   }
 
   /** Ends the recording: pads to the current room time, closes the encoder, stores what is left. */
@@ -359,10 +357,10 @@ export class AnchorRecorder {
       }
     }
     if (this.audioFormat) {
-      this.releaseAudio(this.audioReleasableSamples());
-      const lagSamples = this.samplesFor(elapsed - AUDIO_GAP_MS) - this.audioSamplesWritten;
+      const releasable = this.audioReleasableSamples();
+      this.releaseAudio(releasable);
       // No audio for a while: silence, up to the clock (not past it, so cuts stay exact).
-      if (lagSamples > 0 && !this.audioCongested()) this.writeSilence(Math.max(lagSamples, this.audioReleasableSamples() - this.audioSamplesWritten));
+      if (this.samplesFor(elapsed - AUDIO_GAP_MS) > this.audioSamplesWritten && !this.audioCongested()) this.fillAudioTo(releasable);
       if (!this.videoFormat) this.rotateIfDue(undefined);
     }
   }
@@ -379,10 +377,8 @@ export class AnchorRecorder {
     if (!tooLong && !tooLarge) return;
     this.options.logger.info('starting a new piece', { anchor: this.options.userId, piece: piece.index + 1, reason: tooLong ? 'duration' : 'size' });
     if (tick !== undefined && this.audioFormat) {
-      // The old piece's audio ends where its video does: held audio up to the cut, silence for any gap.
-      const cut = this.samplesFor(this.msOfTick(tick));
-      this.releaseAudio(cut);
-      if (cut > this.audioSamplesWritten) this.writeSilence(cut - this.audioSamplesWritten);
+      // The old piece's audio ends where its video does.
+      this.fillAudioTo(this.samplesFor(this.msOfTick(tick)));
     }
     this.closePiece(piece, tick === undefined ? this.lastTick : tick - 1);
     this.openPiece(tick);
@@ -452,6 +448,12 @@ export class AnchorRecorder {
     }
   }
 
+  /** The recording's audio up to `untilSamples`: held audio first, silence for the rest. */
+  private fillAudioTo(untilSamples: number): void {
+    this.releaseAudio(untilSamples);
+    if (untilSamples > this.audioSamplesWritten) this.writeSilence(untilSamples - this.audioSamplesWritten);
+  }
+
   private writeSilence(samples: number): void {
     const format = this.audioFormat!;
     const frameBytes = format.channels * 2;
@@ -478,11 +480,8 @@ export class AnchorRecorder {
     if (!this.piece) return { userId: this.options.userId, pieces: [], droppedFrames: 0, error: 'no media was received' };
     clearInterval(this.clock);
     this.tick();
-    if (this.audioFormat && !this.away) {
-      // The end: audio dropped while the encoder was behind becomes silence, so both tracks end together.
-      const gap = this.audioReleasableSamples() - this.audioSamplesWritten;
-      if (gap > 0) this.writeSilence(gap);
-    }
+    // The end: audio dropped while the encoder was behind becomes silence, so both tracks end together.
+    if (this.audioFormat && !this.away) this.fillAudioTo(this.audioReleasableSamples());
     this.closePiece(this.piece, this.lastTick);
     const pieces = await Promise.all(this.pieces.map(({ done }) => done));
     await this.snapshotDir?.close();

@@ -16,20 +16,23 @@ const strRoomIdField = z
   .string({ error: 'must be a string' })
   .regex(/^[A-Za-z0-9 !#$%&()+\-:;<=.>?@[\]^_{}|~,]{1,64}$/, 'must be 1-64 letters, digits or TRTC-allowed punctuation');
 /** TRTC: user ids are up to 32 letters, digits, underscores and hyphens. */
-const userIdField = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -');
+/** TRTC user ids as this function accepts them (they become object-key segments). */
+const USER_ID = /^[A-Za-z0-9_-]{1,32}$/;
+const userIdField = z.string({ error: 'must be a string' }).regex(USER_ID, 'must be 1-32 letters, digits, _ or -');
 const sdkAppIdField = z.number({ error: 'must be a number' }).int('must be a whole number').positive('must be positive');
 
 const wholeNumber = (min: number, max: number, unit: string) =>
   z
     .number({ error: `must be a whole number of ${unit}, ${min} to ${max}` })
     .int(`must be a whole number of ${unit}`)
-    .min(min, `must be at least ${min} ${unit}`)
+    // "at least 1 minute", not "1 minutes".
+    .min(min, `must be at least ${min} ${min === 1 ? unit.replace(/s$/, '') : unit}`)
     .max(max, `must be at most ${max} ${unit}`);
 
 /** TRTC's SubscribeStreamUserIds lists take up to 32 user ids. */
 const MAX_SUBSCRIBE_USERS = 32;
 const userIdList = z
-  .array(z.string({ error: 'must be user ids (strings)' }).regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be user ids of 1-32 letters, digits, _ or -'), {
+  .array(z.string({ error: 'must be user ids (strings)' }).regex(USER_ID, 'must be user ids of 1-32 letters, digits, _ or -'), {
     error: `must be a list of user ids (at most ${MAX_SUBSCRIBE_USERS})`,
   })
   .min(1, 'must list at least one user id')

@@ -625,3 +625,15 @@ function unescapeXml(text: string): string {
     return named[body.toLowerCase()] ?? entity;
   });
 }
+
+/** mulberry32: the emulator's fault draws, reproducible run to run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -24,6 +24,7 @@ import { createLocalStore } from '../../shared/storage/local';
 import { createOssStore } from '../../shared/storage/oss';
 import type { ObjectStore } from '../../shared/storage/types';
 import { startCosEmulator, type FaultConfig, type RequestLogEntry } from '../emulators/cos-emulator';
+import { seededRandom } from '../emulators/emulator-kit';
 import { startOssEmulator } from '../emulators/oss-emulator';
 
 const MiB = 1024 * 1024;
@@ -162,17 +163,6 @@ async function deterministicFile(name: string, size: number, seed: number): Prom
   return { file, digest: await sha256(deterministicBytes(size, seed)) };
 }
 
-/** mulberry32: the emulator's fault draws, reproducible run to run. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Groups the logged requests by call (method, key and query are the same across retries of a

@@ -133,16 +133,25 @@ async function isAlive(owner: WorkDirOwner): Promise<boolean> {
     // EPERM: it exists but is someone else's, so it is not our dead invocation either.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  const start = await processStart(owner.pid);
+  const stat = await readProcStat(owner.pid);
+  // A killed invocation stays a zombie until its parent reaps it: it exists, but is dead.
+  if (stat && (stat.state === 'Z' || stat.state === 'X')) return false;
+  const start = stat?.start ?? null;
   return start === null || owner.pidStart === null || start === owner.pidStart;
 }
 
 /** The process's start time in clock ticks since boot, or null where /proc is not available. */
 async function processStart(pid: number): Promise<string | null> {
+  return (await readProcStat(pid))?.start ?? null;
+}
+
+/** State (R, S, Z, ...) and start time of a process, from /proc/<pid>/stat. */
+async function readProcStat(pid: number): Promise<{ state: string; start: string | null } | null> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
   if (text === null) return null;
   // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-  return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '', start: fields[19] ?? null };
 }
 
 /** SIGKILLs every process whose environment ties it to one of `dirs`; returns their pids. */

@@ -1,7 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { CallbackError } from './errors';
-import { isMetadataAddress } from './network-guard';
+import { CallbackError, MediaError } from './errors';
+import { guardedLookup, isMetadataAddress } from './network-guard';
 import { redactUrls } from './redact';
 import { withRetry } from './retry';
 
@@ -81,7 +80,8 @@ export async function deliverCallback(rawUrl: string, payload: unknown, options:
       {
         policy: { maxAttempts: options.attempts ?? 3, baseDelayMs: options.baseDelayMs ?? 1_000, maxDelayMs: 4_000, maxElapsedMs: Math.min(60_000, timeLeft() - MIN_ATTEMPT_MS) },
         signal: options.signal,
-        shouldRetry: (error) => (!(error instanceof CallbackError) || error.retryable) && timeLeft() >= MIN_ATTEMPT_MS,
+        // Our own refusals (an HTTP status that won't change, a metadata address) say whether to retry.
+        shouldRetry: (error) => (!(error instanceof MediaError) || error.retryable) && timeLeft() >= MIN_ATTEMPT_MS,
       },
     );
     return { url, delivered: true, attempts, status: value };
@@ -107,7 +107,7 @@ async function postOnce(rawUrl: string, body: string, headers: Record<string, st
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         timeout: timeoutMs,
-        lookup: guardedLookup as never,
+        lookup: guardedLookup,
       },
       (response) => {
         response.resume();
@@ -118,16 +118,5 @@ async function postOnce(rawUrl: string, body: string, headers: Record<string, st
     request.on('timeout', () => request.destroy(Object.assign(new Error(`callback timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
     request.on('error', reject);
     request.end(body);
-  });
-}
-
-function guardedLookup(hostname: string, options: object, callback: (...args: unknown[]) => void): void {
-  dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
-    if (error) return callback(error);
-    const blocked = addresses.find((entry) => isMetadataAddress(entry.address));
-    if (blocked) return callback(new CallbackError(`callback host resolves to a metadata address`));
-    const wantsAll = (options as { all?: boolean }).all;
-    if (wantsAll) return callback(null, addresses);
-    callback(null, addresses[0]!.address, addresses[0]!.family);
   });
 }

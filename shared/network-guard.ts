@@ -1,5 +1,6 @@
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import { MediaError } from './errors';
 
 /**
  * Cloud instance-metadata services hand out the function role's keys: no user-given URL (a
@@ -75,19 +76,27 @@ export function isMetadataAddress(host: string): boolean {
   return mapped && isMetadataIpv4(embedded);
 }
 
-/**
- * The host's addresses, refused when any of them is a metadata or link-local one. Checked right
- * before use (a job's start, each callback attempt), so a name that resolves there is caught too.
- */
-export async function metadataResolutionProblem(host: string, resolve: (host: string) => Promise<string[]> = resolveAll): Promise<string | null> {
-  if (isMetadataAddress(host)) return 'points at a cloud metadata or link-local address';
-  const bare = host.replace(/^\[|\]$/g, '');
-  if (isIP(bare) || parseIpv4Literal(bare)) return null;
-  // A name that does not resolve is the connection's problem to report, not ours.
-  const addresses = await resolve(bare).catch(() => []);
-  return addresses.some((address) => isMetadataAddress(address)) ? 'resolves to a cloud metadata or link-local address' : null;
+/** A connection was about to go to a metadata or link-local address. */
+export class ForbiddenAddressError extends MediaError {
+  constructor(host: string) {
+    super('ForbiddenSource', `${host} resolves to a cloud metadata or link-local address; refused`);
+  }
 }
 
-async function resolveAll(host: string): Promise<string[]> {
-  return (await lookup(host, { all: true })).map((entry) => entry.address);
-}
+/**
+ * A `lookup` for node:net, node:tls and node:http(s) that refuses metadata and link-local
+ * addresses. The connection then goes to exactly the address checked: a name that resolves
+ * elsewhere a moment later (DNS rebinding) cannot slip through between a check and a connect.
+ */
+export const guardedLookup: LookupFunction = (hostname, options, callback) => {
+  const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
+  dnsLookup(hostname, { family, all: true }, (error, addresses: LookupAddress[]) => {
+    if (error) return callback(error, '');
+    if (addresses.some((entry) => isMetadataAddress(entry.address))) {
+      const refused = new ForbiddenAddressError(hostname) as ForbiddenAddressError & NodeJS.ErrnoException;
+      return callback(refused, '');
+    }
+    if (options.all) return callback(null, addresses);
+    callback(null, addresses[0]!.address, addresses[0]!.family);
+  });
+};

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Duplex } from 'node:stream';
+import { LivenessWatch, type LivenessLimits } from '../liveness';
 import { ProgressParser, type FfmpegProgress } from './progress';
 
 /** Why the supervisor, rather than ffmpeg itself, ended the process. */
@@ -25,10 +26,10 @@ export interface SupervisorOptions {
   args: string[];
   /**
    * For network inputs. Before the first frame: stop when none has arrived after
-   * `firstFrameTimeoutMs`; after it: stop when the frame count has not moved for
+   * `firstPacketTimeoutMs`; after it: stop when the frame count has not moved for
    * `stallTimeoutMs`. Leave both out for inputs we feed or read from disk: no watchdog.
    */
-  liveness?: { firstFrameTimeoutMs: number; stallTimeoutMs: number };
+  liveness?: LivenessLimits;
   /** How long each gentle step may take before the next, harsher one. */
   quitGraceMs?: number;
   termGraceMs?: number;
@@ -50,7 +51,6 @@ export interface SupervisorOptions {
 }
 
 const STDERR_TAIL_LINES = 30;
-const WATCHDOG_TICK_MS = 250;
 /** Time for a SIGTERM alone to work (ffmpeg not blocked in a read) before the second signal. */
 const SECOND_SIGNAL_DELAY_MS = 500;
 
@@ -86,14 +86,12 @@ export function liveFfmpegCount(): number {
 export class FfmpegProcess {
   readonly exited: Promise<FfmpegExit>;
   private readonly child: ChildProcess;
-  private readonly startedAt = Date.now();
-  private lastFrameAt = 0;
   private frames = 0;
   private stopCause: StopCause | undefined;
   private escalation: FfmpegExit['escalation'] = 'none';
   private stopping: Promise<FfmpegExit> | undefined;
   private readonly stderrTail: string[] = [];
-  private readonly watchdog: NodeJS.Timeout | undefined;
+  private readonly watchdog: LivenessWatch | undefined;
   private hasExited = false;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -125,8 +123,11 @@ export class FfmpegProcess {
         .on('close', resolve);
     });
 
-    const liveness = options.liveness;
-    if (liveness) this.watchdog = setInterval(() => this.checkLiveness(liveness), WATCHDOG_TICK_MS);
+    if (options.liveness) {
+      this.watchdog = new LivenessWatch(options.liveness, (failure) => {
+        if (!this.stopping && !this.hasExited) void this.stop(failure, { skipQuit: true });
+      });
+    }
     this.exited = new Promise<FfmpegExit>((resolve) => {
       let spawnError: Error | undefined;
       this.child.once('error', (error) => {
@@ -135,7 +136,7 @@ export class FfmpegProcess {
       });
       this.child.once('close', async (code, signal) => {
         this.hasExited = true;
-        clearInterval(this.watchdog);
+        this.watchdog?.dispose();
         liveChildren.delete(this.child);
         await stderrDone;
         resolve({
@@ -224,18 +225,8 @@ export class FfmpegProcess {
   private onProgressBlock(block: FfmpegProgress): void {
     if (block.frame > this.frames) {
       this.frames = block.frame;
-      this.lastFrameAt = Date.now();
+      this.watchdog?.alive();
     }
     this.options.onProgress?.(block);
-  }
-
-  private checkLiveness(liveness: NonNullable<SupervisorOptions['liveness']>): void {
-    if (this.stopping || this.hasExited) return;
-    const now = Date.now();
-    if (this.frames === 0) {
-      if (now - this.startedAt >= liveness.firstFrameTimeoutMs) void this.stop('no-first-frame', { skipQuit: true });
-    } else if (now - this.lastFrameAt >= liveness.stallTimeoutMs) {
-      void this.stop('stalled', { skipQuit: true });
-    }
   }
 }

@@ -36,7 +36,7 @@ describe('FfmpegProcess', () => {
     const ffmpeg = new FfmpegProcess({
       binary: ffmpegPath,
       args: [...progressArgs, ...liveTestSource, '-f', 'null', '-'],
-      liveness: { firstFrameTimeoutMs: 10_000, stallTimeoutMs: 10_000 },
+      liveness: { firstPacketTimeoutMs: 10_000, stallTimeoutMs: 10_000 },
       onProgress: (p) => frames.push(p.frame),
     });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -52,7 +52,7 @@ describe('FfmpegProcess', () => {
     const ffmpeg = new FfmpegProcess({
       binary: ffmpegPath,
       args: [...progressArgs, '-i', `rtmp://127.0.0.1:${silentPort}/live/none`, '-f', 'null', '-'],
-      liveness: { firstFrameTimeoutMs: 1_500, stallTimeoutMs: 60_000 },
+      liveness: { firstPacketTimeoutMs: 1_500, stallTimeoutMs: 60_000 },
     });
     const exit = await ffmpeg.exited;
     expect(exit.stopCause).toBe('no-first-frame');
@@ -65,7 +65,7 @@ describe('FfmpegProcess', () => {
     const ffmpeg = new FfmpegProcess({
       binary: ffmpegPath,
       args: [...progressArgs, '-i', `rtmp://127.0.0.1:${silentPort}/live/none`, '-f', 'null', '-'],
-      liveness: { firstFrameTimeoutMs: 60_000, stallTimeoutMs: 60_000 },
+      liveness: { firstPacketTimeoutMs: 60_000, stallTimeoutMs: 60_000 },
       quitGraceMs: 300,
       termGraceMs: 1_000,
     });
@@ -88,7 +88,7 @@ describe('FfmpegProcess', () => {
       const ffmpeg = new FfmpegProcess({
         binary: ffmpegPath,
         args: [...progressArgs, '-skip_frame', 'nokey', '-i', server.url('stall'), '-vf', 'showinfo', '-f', 'null', '-'],
-        liveness: { firstFrameTimeoutMs: 10_000, stallTimeoutMs: 1_500 },
+        liveness: { firstPacketTimeoutMs: 10_000, stallTimeoutMs: 1_500 },
         onStderrLine: (line) => line.includes('pts_time') && snapshots.push(line),
       });
       await publisher.exited;
@@ -103,7 +103,7 @@ describe('FfmpegProcess', () => {
   });
 
   it('reports a binary that cannot start', async () => {
-    const exit = await new FfmpegProcess({ binary: '/nonexistent/ffmpeg', args: [], liveness: { firstFrameTimeoutMs: 1_000, stallTimeoutMs: 1_000 } }).exited;
+    const exit = await new FfmpegProcess({ binary: '/nonexistent/ffmpeg', args: [], liveness: { firstPacketTimeoutMs: 1_000, stallTimeoutMs: 1_000 } }).exited;
     expect(exit.spawnError?.message).toMatch(/ENOENT/);
     expect(liveFfmpegCount()).toBe(0);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isMetadataAddress, metadataResolutionProblem, parseIpv4Literal } from '../../shared/network-guard';
+import { connect as connectTcp, createServer, type AddressInfo } from 'node:net';
+import { guardedLookup, isMetadataAddress, parseIpv4Literal } from '../../shared/network-guard';
 import { sourceUrlProblem } from '../../shared/source-url';
 
 describe('isMetadataAddress', () => {
@@ -42,16 +43,6 @@ describe('isMetadataAddress', () => {
   });
 });
 
-describe('metadataResolutionProblem', () => {
-  it('refuses a name that resolves to a metadata address, and passes one that does not', async () => {
-    const resolver = (answers: Record<string, string[]>) => async (host: string) => answers[host] ?? [];
-    const dns = resolver({ 'evil.example': ['93.184.216.34', '169.254.169.254'], 'fine.example': ['93.184.216.34'] });
-    expect(await metadataResolutionProblem('evil.example', dns)).toMatch(/resolves to a cloud metadata/);
-    expect(await metadataResolutionProblem('fine.example', dns)).toBeNull();
-    expect(await metadataResolutionProblem('0xa9fea9fe', dns)).toMatch(/points at/);
-    expect(await metadataResolutionProblem('localhost')).toBeNull();
-  });
-});
 
 describe('sourceUrlProblem', () => {
   it('refuses sources at metadata addresses before anything starts', () => {
@@ -66,5 +57,28 @@ describe('sourceUrlProblem', () => {
       expect(sourceUrlProblem(url), url).toBe('must not point at a cloud metadata or link-local address');
     }
     expect(sourceUrlProblem('rtmp://live.example.com/app/stream')).toBeNull();
+  });
+});
+
+describe('guardedLookup', () => {
+  it('refuses a name whose address is a metadata one before any connection, and lets others through', async () => {
+    let connections = 0;
+    const listener = createServer(() => connections++);
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const { port } = listener.address() as AddressInfo;
+    const connect = (host: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connectTcp({ host, port, lookup: guardedLookup });
+        socket.on('connect', () => resolve(`connected to ${socket.remoteAddress}`)).on('error', (error: Error & { code?: string }) => resolve(`${error.code}: ${error.message}`));
+        socket.setTimeout(2_000, () => socket.destroy(new Error('timed out')));
+      });
+    try {
+      // getaddrinfo reads '0xa9fea9fe' as 169.254.169.254: a name that is not an IP literal to Node.
+      expect(await connect('0xa9fea9fe')).toMatch(/^ForbiddenSource: 0xa9fea9fe resolves to a cloud metadata/);
+      expect(await connect('localhost')).toBe('connected to 127.0.0.1');
+      expect(connections).toBe(1);
+    } finally {
+      listener.close();
+    }
   });
 });

@@ -1,9 +1,9 @@
 import { isMetadataAddress } from './network-guard';
 
 /**
- * What a user-supplied media URL may be. Checked before anything is spawned, and
- * mirrored by ffmpeg's own -protocol_whitelist so nested opens (HLS segments,
- * redirects) cannot reach file:, concat:, pipe: and friends either.
+ * What a user-supplied media URL may be. Checked before anything connects; ffmpeg's own
+ * -protocol_whitelist keeps nested opens (HLS segments, redirects) off file:, concat:, pipe: and
+ * friends too.
  */
 export const SOURCE_SCHEMES = ['rtmp', 'rtmps', 'http', 'https'] as const;
 export type SourceScheme = (typeof SOURCE_SCHEMES)[number];
@@ -32,17 +32,10 @@ export function sourceUrlProblem(raw: string): string | null {
   return null;
 }
 
-/** The protocols ffmpeg may open for this source, and nothing else. */
-export function protocolWhitelist(sourceUrl: string): string {
-  const scheme = sourceUrl.slice(0, sourceUrl.indexOf(':')).toLowerCase() as SourceScheme;
-  switch (scheme) {
-    case 'rtmp':
-      return 'rtmp,tcp';
-    case 'rtmps':
-      return 'rtmps,rtmp,tls,tcp';
-    // HLS playlists may name http or https segments and AES-128 keys (crypto).
-    case 'http':
-    case 'https':
-      return 'http,https,tls,tcp,crypto';
-  }
+/**
+ * The protocols ffmpeg may open, given the loopback URL it reads (it never connects anywhere
+ * else: see sources/hls-proxy.ts and sources/rtmp-forwarder.ts). HLS keys need `crypto`.
+ */
+export function protocolWhitelist(ffmpegInputUrl: string): string {
+  return ffmpegInputUrl.toLowerCase().startsWith('rtmp:') ? 'rtmp,tcp' : 'http,tcp,crypto';
 }

@@ -17,8 +17,9 @@ export interface NetworkInputOptions {
 }
 
 export function networkInputArgs(options: NetworkInputOptions): string[] {
-  // A live source needs only its first packets probed; the default 5 s delays the first output.
-  const args = ['-protocol_whitelist', protocolWhitelist(options.url), '-analyzeduration', '1000000'];
+  // The probe ends once every stream the source announces is found; a server that sends video
+  // only from the next keyframe (nginx-rtmp) needs up to a GOP for that.
+  const args = ['-protocol_whitelist', protocolWhitelist(options.url), '-analyzeduration', '10000000'];
   if (options.ioTimeoutSec !== undefined) args.push('-rw_timeout', String(Math.round(options.ioTimeoutSec * 1_000_000)));
   args.push('-i', options.url);
   return args;

@@ -98,10 +98,35 @@ export const isAvc = (info: VideoTagInfo | undefined) => info?.codecId === AVC_C
 
 /** A copy of `tag` with its data replaced (sizes updated); timestamps and type are kept. */
 export function withTagData(tag: FlvTag, data: Buffer): FlvTag {
-  const bytes = Buffer.alloc(TAG_HEADER_BYTES + data.length + PREVIOUS_TAG_SIZE_BYTES);
-  tag.bytes.copy(bytes, 0, 0, TAG_HEADER_BYTES);
-  bytes.writeUIntBE(data.length, 1, 3);
-  data.copy(bytes, TAG_HEADER_BYTES);
-  bytes.writeUInt32BE(TAG_HEADER_BYTES + data.length, TAG_HEADER_BYTES + data.length);
-  return { type: tag.type, dts: tag.dts, bytes, data: bytes.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + data.length) };
+  return flvTag(tag.type, tag.dts, data);
 }
+
+/**
+ * A copy of an AVC video tag with new decode and presentation times (ms): the tag timestamp is
+ * the decode time, the composition time carries the difference.
+ */
+export function retimedVideoTag(tag: FlvTag, dtsMs: number, ptsMs: number): FlvTag {
+  const bytes = Buffer.from(tag.bytes);
+  const dts = Math.max(0, Math.round(dtsMs)) >>> 0;
+  bytes.writeUIntBE(dts & 0xffffff, 4, 3);
+  bytes[7] = (dts >>> 24) & 0xff;
+  const data = bytes.subarray(TAG_HEADER_BYTES, bytes.length - PREVIOUS_TAG_SIZE_BYTES);
+  if (data.length >= 5 && (data[0]! & 0x0f) === AVC_CODEC_ID) data.writeIntBE(Math.round(ptsMs) - dts, 2, 3);
+  return { type: tag.type, dts, bytes, data };
+}
+
+/** An FLV tag from a message's type, time (ms) and payload, as an RTMP server sends them. */
+export function flvTag(type: number, timestampMs: number, payload: Buffer): FlvTag {
+  const bytes = Buffer.alloc(TAG_HEADER_BYTES + payload.length + PREVIOUS_TAG_SIZE_BYTES);
+  bytes[0] = type;
+  bytes.writeUIntBE(payload.length, 1, 3);
+  const dts = timestampMs >>> 0;
+  bytes.writeUIntBE(dts & 0xffffff, 4, 3);
+  bytes[7] = (dts >>> 24) & 0xff;
+  payload.copy(bytes, TAG_HEADER_BYTES);
+  bytes.writeUInt32BE(TAG_HEADER_BYTES + payload.length, TAG_HEADER_BYTES + payload.length);
+  return { type, dts, bytes, data: bytes.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + payload.length) };
+}
+
+/** The 9-byte FLV file header (video only) and the first previous-tag-size, for a stream we assemble. */
+export const FLV_VIDEO_FILE_HEADER = Buffer.from([0x46, 0x4c, 0x56, 1, 0x01, 0, 0, 0, 9, 0, 0, 0, 0]);

@@ -6,7 +6,8 @@
  * Never use it on a feed that still carries B-frames.
  */
 
-class BitReader {
+/** Reads bits and Exp-Golomb codes from an RBSP; throws a RangeError when it runs out. */
+export class BitReader {
   private position = 0;
   constructor(private readonly bytes: Buffer) {}
 
@@ -16,7 +17,7 @@ class BitReader {
 
   bit(): number {
     const byte = this.bytes[this.position >> 3];
-    if (byte === undefined) throw new RangeError('SPS ended early');
+    if (byte === undefined) throw new RangeError('the RBSP ended early');
     const value = (byte >> (7 - (this.position & 7))) & 1;
     this.position++;
     return value;
@@ -31,7 +32,7 @@ class BitReader {
   ue(): number {
     let zeros = 0;
     while (this.bit() === 0) {
-      if (++zeros > 31) throw new RangeError('bad Exp-Golomb code in SPS');
+      if (++zeros > 31) throw new RangeError('bad Exp-Golomb code');
     }
     return 2 ** zeros - 1 + this.bits(zeros);
   }
@@ -124,20 +125,38 @@ function skipHrd(reader: BitReader): void {
   reader.bits(20); // four 5-bit delay lengths
 }
 
-/**
- * Where `max_num_reorder_frames` sits in an SPS RBSP (the bytes after the NAL header), or
- * undefined when the SPS has no VUI bitstream restriction (the decoder then assumes no reorder).
- */
-export function locateReorderField(rbsp: Buffer): { startBit: number; endBit: number; value: number } | undefined {
+/** What a snapshot needs to know about a stream from its sequence parameter set. */
+export interface SpsInfo {
+  profileIdc: number;
+  /** 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4. */
+  chromaFormat: number;
+  bitDepthLuma: number;
+  bitDepthChroma: number;
+  /** The coded size after cropping, in pixels. */
+  width: number;
+  height: number;
+  /** VUI video_full_range_flag; undefined when the SPS does not say (video range then). */
+  fullRange?: boolean;
+  /** VUI matrix_coefficients (1 BT.709, 5/6 BT.601, 9 BT.2020…); undefined when the SPS does not say. */
+  matrix?: number;
+  /** Where `max_num_reorder_frames` sits, or undefined when the SPS has no VUI bitstream restriction. */
+  reorder?: { startBit: number; endBit: number; value: number };
+}
+
+/** Reads an SPS RBSP (the bytes after the NAL header). Throws a RangeError on a truncated SPS. */
+export function parseSps(rbsp: Buffer): SpsInfo {
   const reader = new BitReader(rbsp);
-  const profile = reader.bits(8);
+  const profileIdc = reader.bits(8);
   reader.bits(16); // constraint flags, level
   reader.ue(); // seq_parameter_set_id
-  if (HIGH_PROFILES.has(profile)) {
-    const chromaFormat = reader.ue();
-    if (chromaFormat === 3) reader.bit();
-    reader.ue();
-    reader.ue();
+  let chromaFormat = 1;
+  let bitDepthLuma = 8;
+  let bitDepthChroma = 8;
+  if (HIGH_PROFILES.has(profileIdc)) {
+    chromaFormat = reader.ue();
+    if (chromaFormat === 3) reader.bit(); // separate_colour_plane_flag
+    bitDepthLuma = reader.ue() + 8;
+    bitDepthChroma = reader.ue() + 8;
     reader.bit();
     if (reader.bit()) {
       for (let i = 0; i < (chromaFormat !== 3 ? 8 : 12); i++) if (reader.bit()) skipScalingList(reader, i < 6 ? 16 : 64);
@@ -155,17 +174,39 @@ export function locateReorderField(rbsp: Buffer): { startBit: number; endBit: nu
   }
   reader.ue(); // max_num_ref_frames
   reader.bit();
-  reader.ue();
-  reader.ue();
-  if (!reader.bit()) reader.bit(); // frame_mbs_only_flag, mb_adaptive_frame_field_flag
+  const widthInMbs = reader.ue() + 1;
+  const heightInMapUnits = reader.ue() + 1;
+  const frameMbsOnly = reader.bit();
+  if (!frameMbsOnly) reader.bit(); // mb_adaptive_frame_field_flag
   reader.bit(); // direct_8x8_inference_flag
-  if (reader.bit()) for (let i = 0; i < 4; i++) reader.ue(); // frame cropping
-  if (!reader.bit()) return undefined; // no VUI
+  const crop = { left: 0, right: 0, top: 0, bottom: 0 };
+  if (reader.bit()) {
+    crop.left = reader.ue();
+    crop.right = reader.ue();
+    crop.top = reader.ue();
+    crop.bottom = reader.ue();
+  }
+  // Cropping is in chroma sample units (4:2:0 halves both directions, 4:2:2 only the width).
+  const cropUnitX = chromaFormat === 1 || chromaFormat === 2 ? 2 : 1;
+  const cropUnitY = (chromaFormat === 1 ? 2 : 1) * (2 - frameMbsOnly);
+  const info: SpsInfo = {
+    profileIdc,
+    chromaFormat,
+    bitDepthLuma,
+    bitDepthChroma,
+    width: widthInMbs * 16 - cropUnitX * (crop.left + crop.right),
+    height: (2 - frameMbsOnly) * heightInMapUnits * 16 - cropUnitY * (crop.top + crop.bottom),
+  };
+  if (!reader.bit()) return info; // no VUI
   if (reader.bit() && reader.bits(8) === 255) reader.bits(32); // aspect ratio, extended SAR
   if (reader.bit()) reader.bit(); // overscan
   if (reader.bit()) {
-    reader.bits(4);
-    if (reader.bit()) reader.bits(24); // colour description
+    reader.bits(3); // video_format
+    info.fullRange = reader.bit() === 1;
+    if (reader.bit()) {
+      reader.bits(16); // colour primaries, transfer characteristics
+      info.matrix = reader.bits(8);
+    }
   }
   if (reader.bit()) {
     reader.ue();
@@ -178,12 +219,21 @@ export function locateReorderField(rbsp: Buffer): { startBit: number; endBit: nu
   if (vclHrd) skipHrd(reader);
   if (nalHrd || vclHrd) reader.bit();
   reader.bit(); // pic_struct_present_flag
-  if (!reader.bit()) return undefined; // bitstream_restriction_flag
+  if (!reader.bit()) return info; // bitstream_restriction_flag
   reader.bit();
   for (let i = 0; i < 4; i++) reader.ue();
   const startBit = reader.bitPosition;
   const value = reader.ue();
-  return { startBit, endBit: reader.bitPosition, value };
+  info.reorder = { startBit, endBit: reader.bitPosition, value };
+  return info;
+}
+
+/**
+ * Where `max_num_reorder_frames` sits in an SPS RBSP (the bytes after the NAL header), or
+ * undefined when the SPS has no VUI bitstream restriction (the decoder then assumes no reorder).
+ */
+export function locateReorderField(rbsp: Buffer): { startBit: number; endBit: number; value: number } | undefined {
+  return parseSps(rbsp).reorder;
 }
 
 /** An SPS NAL unit (header byte included) that declares no reordering; the input when there is nothing to change. */

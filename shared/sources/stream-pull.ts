@@ -1,136 +1,143 @@
-import { inputLivenessProbeArgs, networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
+import { networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
 import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
-import { FlvFormatError, FlvTagReader, FLV_TAG_VIDEO, isAvc, videoTagInfo, type FlvTag, type VideoTagInfo } from '../media/flv';
+import { FlvFormatError, FlvTagReader, FLV_TAG_VIDEO, isAvc, videoTagInfo } from '../media/flv';
+import type { HlsProxy } from './hls-proxy';
+import { parseRtmpUrl } from './rtmp/client';
+import { notH264 } from './rtmp-source';
+import { RtmpForwarder } from './rtmp-forwarder';
+import type { SourceEnd, VideoSource, VideoSourceOptions } from './video-source';
 
 /**
- * The network source of the snapshot function: one ffmpeg pulls the live stream and remuxes its
- * video, untouched, to FLV on a pipe; Node cuts that into whole tags. Decoding happens elsewhere
- * (the imager), fed by us — so stopping never has to interrupt a process that is writing images,
- * and this reader can be killed at once: everything it delivered is already in our hands.
+ * ffmpeg as the receiver: for HLS, and for RTMP servers our own client cannot talk to. ffmpeg only
+ * ever connects to loopback — the HLS proxy or a forwarder — so it resolves no names and does no
+ * TLS (see hls-proxy.ts, rtmp-forwarder.ts). It remuxes the video, untouched, to FLV on a pipe,
+ * a packet at a time; Node cuts that into whole tags. Nothing is decoded here.
  */
 
-export interface StreamPullOptions {
-  ffmpegPath: string;
+export interface StreamPullInput {
+  /** What ffmpeg opens: a loopback URL. */
   url: string;
-  /** ffmpeg's own I/O timeout; a backstop for the liveness watchdog. */
+  /** For RTMP through a forwarder: the source's own tcUrl, sent in `connect`. */
+  rtmpTcUrl?: string;
   ioTimeoutSec: number;
-  /** Deliver IDR keyframes only (see streamPullArgs). */
-  keyframesOnly: boolean;
-  /** Before the first packet: give up after firstPacketTimeoutMs; after it: when none came for stallTimeoutMs. */
-  liveness: { firstFrameTimeoutMs: number; stallTimeoutMs: number };
-  env?: Record<string, string>;
-  /** The FLV file header (with the first previous-tag-size), once. */
-  onHeader(header: Buffer): void;
-  /** Each whole video tag, with what it says about itself. */
-  onVideoTag(tag: FlvTag, info: VideoTagInfo): void;
-}
-
-export interface StreamPullExit extends FfmpegExit {
-  /** Set when the stream could not be used as delivered (not FLV, not H.264). */
-  unusable?: string;
-  /** Video packets received (passed on or not). */
-  packets: number;
 }
 
 /**
- * Pull, remux, no decode: the video stream as FLV on fd 3, every packet flushed as it comes.
- * `keyframesOnly` strips every slice that is not part of an IDR picture (NAL types 1–4), so the
- * packets in between shrink to nothing and are not written: we then relay a few keyframes a
- * second instead of the whole bitrate, which cost Node more than everything else it does. The
- * null output comes first so that `-progress frame=` still counts every packet received
- * (liveness), not only the keyframes passed on.
+ * The video stream as FLV on fd 3, every packet flushed as it comes. The null output comes first
+ * so that `-progress frame=` counts every packet received (liveness). RTMP is read as `live_flv`,
+ * which lets ffmpeg smooth over a publisher that restarts its timestamps.
  */
-export function streamPullArgs(options: { url: string; ioTimeoutSec: number; keyframesOnly: boolean }): string[] {
+export function streamPullArgs(input: StreamPullInput): string[] {
   return [
     ...supervisedRunArgs(),
-    ...networkInputArgs({ url: options.url, ioTimeoutSec: options.ioTimeoutSec }),
-    ...inputLivenessProbeArgs(),
+    ...(input.rtmpTcUrl ? ['-rtmp_tcurl', input.rtmpTcUrl, '-f', 'live_flv'] : []),
+    ...networkInputArgs({ url: input.url, ioTimeoutSec: input.ioTimeoutSec }),
+    '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-',
     '-map', '0:v:0', '-c', 'copy',
-    ...(options.keyframesOnly ? ['-bsf:v', 'filter_units=remove_types=1-4'] : []),
     '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3',
   ];
 }
 
-export class StreamPull {
-  readonly exited: Promise<StreamPullExit>;
-  private readonly ffmpeg: FfmpegProcess;
+export interface FfmpegPullOptions extends VideoSourceOptions {
+  ffmpegPath: string;
+  ioTimeoutSec: number;
+  env?: Record<string, string>;
+  /** For HLS (and HTTP sources generally): the job's loopback proxy. */
+  hlsProxy?: HlsProxy;
+}
+
+export class FfmpegPullSource implements VideoSource {
+  readonly path = 'ffmpeg' as const;
+  readonly ended: Promise<SourceEnd>;
+  private ffmpeg: FfmpegProcess | undefined;
   private readonly reader = new FlvTagReader();
-  private unusable: string | undefined;
-  private delivered = 0;
+  private refusal: SourceEnd | undefined;
+  private packets = 0;
+  private stopped = false;
 
-  constructor(private readonly options: StreamPullOptions) {
-    this.ffmpeg = new FfmpegProcess({
-      binary: options.ffmpegPath,
-      args: streamPullArgs(options),
-      liveness: options.liveness,
-      extraPipes: 1,
-      stopMode: 'discard',
-      env: options.env,
-    });
-    const media = this.ffmpeg.pipe(3);
-    media.on('data', (chunk: Buffer) => this.receive(chunk));
-    const drained = new Promise<void>((resolve) => media.once('close', resolve));
-    this.exited = Promise.all([this.ffmpeg.exited, drained]).then(([exit]) => ({ ...exit, unusable: this.unusable, packets: Math.max(exit.frames, this.delivered) }));
+  constructor(private readonly options: FfmpegPullOptions) {
+    this.ended = this.run();
   }
 
-  /** Video packets received from the source (all of them, also those not passed on). */
-  get packetsReceived(): number {
-    return this.ffmpeg.framesSeen;
+  stop(): void {
+    this.stopped = true;
+    void this.ffmpeg?.stop('requested');
   }
 
-  /** Ends the pull now. Nothing is lost: every whole packet has been passed on. */
-  stop(cause: 'requested' | 'stalled' = 'requested'): Promise<StreamPullExit> {
-    void this.ffmpeg.stop(cause);
-    return this.exited;
+  private async run(): Promise<SourceEnd> {
+    const source = new URL(this.options.url);
+    let forwarder: RtmpForwarder | undefined;
+    let input: StreamPullInput;
+    if (source.protocol === 'rtmp:' || source.protocol === 'rtmps:') {
+      const target = parseRtmpUrl(this.options.url);
+      forwarder = await RtmpForwarder.start(target);
+      // The same path (app, stream, query) at the forwarder; the server sees the original tcUrl.
+      input = { url: `rtmp://127.0.0.1:${forwarder.port}${source.pathname}${source.search}`, rtmpTcUrl: target.tcUrl, ioTimeoutSec: this.options.ioTimeoutSec };
+    } else {
+      if (!this.options.hlsProxy) throw new Error('an HTTP source read by ffmpeg needs the HLS proxy');
+      input = { url: this.options.hlsProxy.localUrl(this.options.url), ioTimeoutSec: this.options.ioTimeoutSec };
+    }
+    try {
+      if (this.stopped) return { reason: 'stopped', packets: 0, path: this.path };
+      this.ffmpeg = new FfmpegProcess({
+        binary: this.options.ffmpegPath,
+        args: streamPullArgs(input),
+        liveness: this.options.liveness,
+        extraPipes: 1,
+        // Every packet it delivered is ours already: no need to let it finish anything.
+        stopMode: 'discard',
+        env: this.options.env,
+      });
+      const media = this.ffmpeg.pipe(3);
+      media.on('data', (chunk: Buffer) => this.receive(chunk));
+      const drained = new Promise<void>((resolve) => media.once('close', resolve));
+      const [exit] = await Promise.all([this.ffmpeg.exited, drained]);
+      return this.describe(exit, forwarder);
+    } finally {
+      forwarder?.close();
+    }
   }
 
   private receive(chunk: Buffer): void {
-    if (this.unusable) return;
-    let tags: FlvTag[];
+    if (this.refusal) return;
     try {
-      const hadHeader = this.reader.fileHeader !== undefined;
-      tags = this.reader.push(chunk);
-      if (!hadHeader && this.reader.fileHeader) this.options.onHeader(this.reader.fileHeader);
+      for (const tag of this.reader.push(chunk)) {
+        if (tag.type !== FLV_TAG_VIDEO) continue;
+        const info = videoTagInfo(tag);
+        if (!info) continue;
+        if (!isAvc(info)) return this.refuse({ code: 'not-h264', message: notH264(info.codecId) });
+        this.packets++;
+        this.options.onVideoTag(tag, info);
+        if (this.refusal) return;
+      }
     } catch (error) {
-      return this.refuse(error instanceof FlvFormatError ? error.message : String(error));
-    }
-    for (const tag of tags) {
-      if (tag.type !== FLV_TAG_VIDEO) continue;
-      const info = videoTagInfo(tag);
-      if (!info) continue;
-      if (!isAvc(info)) return this.refuse(`the source's video is not H.264 (FLV codec id ${info.codecId}); only H.264 sources are supported`);
-      if (info.avcPacketType === 1) this.delivered++;
-      this.options.onVideoTag(tag, info);
-      if (this.unusable) return;
+      this.refuse({ code: 'not-flv', message: error instanceof FlvFormatError ? error.message : String(error) });
     }
   }
 
-  private refuse(reason: string): void {
-    this.unusable = reason;
-    void this.ffmpeg.stop('requested');
+  private refuse(why: { code: string; message: string }): void {
+    this.refusal = { reason: 'failed', ...why, packets: this.packets, path: this.path };
+    void this.ffmpeg?.stop('requested');
   }
-}
 
-/**
- * What went wrong with a source, in words a user can act on, from how the pull ended. `stderr`
- * may contain the URL: redact before echoing.
- */
-export function describeSourceFailure(exit: StreamPullExit, connectTimeoutSec: number): string {
-  if (exit.unusable) return exit.unusable;
-  if (exit.spawnError) return `ffmpeg could not start: ${exit.spawnError.message}`;
-  const stderr = exit.stderrTail.join('\n');
-  const refused = /Connection to tcp:\/\/([^\s]+) failed: Connection refused/.exec(stderr);
-  if (refused) return `nothing is listening at ${refused[1]} (connection refused)`;
-  if (/Failed to resolve hostname|Name or service not known|Temporary failure in name resolution/i.test(stderr)) return 'the host name could not be resolved';
-  if (/Server returned 404|StreamNotFound|Stream not found/i.test(stderr)) return 'nothing is being published at this URL (the server says it has no such stream)';
-  if (/Server returned 40[13]|Unauthorized|Forbidden/i.test(stderr)) return 'the server refused access to this stream (check the URL and its auth parameters)';
-  const serverError = /Server error: ([^\n]+)/.exec(stderr);
-  if (serverError) return `the RTMP server refused the stream: ${serverError[1]}`;
-  if (/matches no streams|does not contain any stream/.test(stderr)) return 'the source has no video stream';
-  if (/Connection timed out|timed out/i.test(stderr)) return 'connecting to the source timed out';
-  if (exit.stopCause === 'no-first-frame' || (exit.packets === 0 && !stderr.trim())) {
-    return `connected, but no video arrived within connect_timeout (${connectTimeoutSec} s): nothing is being published at this URL`;
+  private describe(exit: FfmpegExit, forwarder: RtmpForwarder | undefined): SourceEnd {
+    const packets = Math.max(this.packets, exit.frames);
+    const end = (fields: Omit<SourceEnd, 'packets' | 'path'>): SourceEnd => ({ ...fields, packets, path: this.path });
+    if (this.refusal) return this.refusal;
+    if (exit.spawnError) return end({ reason: 'failed', code: 'spawn', message: `ffmpeg could not start: ${exit.spawnError.message}` });
+    if (exit.stopCause === 'requested' || this.stopped) return end({ reason: 'stopped' });
+    const upstream = forwarder?.upstreamFailure ?? this.options.hlsProxy?.lastUpstreamFailure;
+    if (upstream && packets === 0) return end({ reason: 'failed', ...upstream });
+    if (exit.stopCause === 'stalled' || exit.stopCause === 'no-first-frame') return end({ reason: exit.stopCause });
+    // Killed by a signal we did not send: it crashed.
+    if (exit.signal) return end({ reason: 'failed', code: 'crashed', message: `ffmpeg crashed (${exit.signal}) while reading the source` });
+    const stderr = exit.stderrTail.join('\n');
+    if (/Server error: ([^\n]+)/.test(stderr)) return end({ reason: 'failed', code: 'rejected', message: `the RTMP server refused the stream: ${/Server error: ([^\n]+)/.exec(stderr)![1]}` });
+    if (/Server returned 404|StreamNotFound|Stream not found/i.test(stderr)) return end({ reason: 'failed', code: 'not-found', message: 'nothing is being published at this URL (the server says it has no such stream)' });
+    if (/Server returned 40[13]|Unauthorized|Forbidden/i.test(stderr)) return end({ reason: 'failed', code: 'rejected', message: 'the server refused access to this stream (check the URL and its auth parameters)' });
+    if (/matches no streams|does not contain any stream/.test(stderr)) return end({ reason: 'failed', code: 'no-video', message: 'the source has no video stream' });
+    if (exit.code === 0) return end({ reason: 'closed', message: 'the source ended' });
+    const lastLine = exit.stderrTail.at(-1);
+    return end({ reason: 'closed', message: lastLine ? `ffmpeg: ${lastLine}` : `ffmpeg exited with ${exit.code}` });
   }
-  const lastLine = exit.stderrTail.at(-1);
-  return lastLine ? `the source failed: ${lastLine}` : `the source closed before any video arrived (ffmpeg exit ${exit.code ?? exit.signal})`;
 }

@@ -6,10 +6,11 @@ import type { Logger } from '../log';
 import { AppendJournal } from '../upload/journal';
 import type { ObjectStore } from '../storage/types';
 import type { DeadWorkDir } from '../work-dirs';
-import { parseSnapshotFileName, snapshotSlot, type DecodeMode } from './args';
+import { parseSnapshotFileName, timelineOfImage } from './args';
+import { slotOf } from './feed-planner';
 import { journalKey, snapshotKey } from './keys';
 
-/** One line per connection (and per decode-mode change): how its images are named. */
+/** One line per imager: how its images' keys follow from their names. */
 export const RUNS_FILE = 'runs.jsonl';
 
 /** Written into the work dir's owner file when a job starts (no credentials). */
@@ -22,11 +23,13 @@ export interface SnapshotRecoveryInfo {
   requestId: string;
 }
 
-interface RunNote {
+export interface ImagerNote {
   run: number;
-  anchorWallMs: number;
-  anchorPtsMs: number;
-  mode: DecodeMode;
+  /** Timeline ms of imager time 0. */
+  baseMs: number;
+  /** The slot grid's origin (timeline ms) and spacing. */
+  originMs: number;
+  intervalMs: number;
 }
 
 /**
@@ -58,10 +61,10 @@ export async function recoverSnapshots(
       const path = join(dead.dir, name);
       const { problem, bytes } = await imageFileProblem(info.format, path);
       if (!problem) {
-        const timeMs = keyTime(runs.get(parsed.run), parsed.ms, info.intervalSec) ?? (await stat(path)).mtimeMs;
+        const timeMs = keyTime(runs.get(parsed.run), parsed.ms) ?? (await stat(path)).mtimeMs;
         const key = snapshotKey(info.prefix, timeMs, info.format, info.intervalSec < 1);
         await store.putFile(key, path, { contentType: CONTENT_TYPES[info.format] });
-        journal.add({ key, stream_time: parsed.ms / 1000, run: parsed.run, wall_time: new Date(timeMs).toISOString(), bytes, status: 'uploaded', recovered: true, request_id: info.requestId });
+        journal.add({ key, run: parsed.run, wall_time: new Date(timeMs).toISOString(), bytes, status: 'uploaded', recovered: true, request_id: info.requestId });
         stored++;
       }
       await rm(path, { force: true });
@@ -74,18 +77,19 @@ export async function recoverSnapshots(
   return left === 0;
 }
 
-function keyTime(run: RunNote | undefined, ptsMs: number, intervalSec: number): number | undefined {
-  if (!run) return undefined;
-  const slot = snapshotSlot(ptsMs / 1000, run.anchorPtsMs / 1000, intervalSec, run.mode);
-  return run.anchorWallMs + slot * intervalSec * 1000;
+/** The key time the live job gave this image: its slot on the grid (see FeedPlanner.slotOf). */
+function keyTime(note: ImagerNote | undefined, imagerMs: number): number | undefined {
+  if (!note) return undefined;
+  const timeMs = timelineOfImage(imagerMs, note.baseMs);
+  return note.originMs + slotOf(timeMs, note.originMs, note.intervalMs) * note.intervalMs;
 }
 
-async function readRunNotes(path: string): Promise<Map<number, RunNote>> {
-  const notes = new Map<number, RunNote>();
+async function readRunNotes(path: string): Promise<Map<number, ImagerNote>> {
+  const notes = new Map<number, ImagerNote>();
   const text = await readFile(path, 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
     try {
-      const note = JSON.parse(line) as RunNote;
+      const note = JSON.parse(line) as ImagerNote;
       notes.set(note.run, note);
     } catch {
       // A line cut by the kill.

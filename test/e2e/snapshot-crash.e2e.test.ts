@@ -59,12 +59,11 @@ describe('a SIGKILLed snapshot invocation', () => {
       });
       await expect.poll(() => uploaded, { timeout: 30_000, interval: 100 }).toBeGreaterThanOrEqual(8);
       const ffmpegs = await processesUnderWorkRoot(tmpRoot);
-      expect(ffmpegs.length).toBe(2); // the pull and the imager
+      expect(ffmpegs.length).toBe(1); // the imager: Node receives the stream itself
       host.kill('SIGKILL');
       const killedAt = Date.now();
 
-      // Its ffmpegs die with it: the pull on its next write to the dead pipe, the imager at the
-      // end of its input (after writing what it held).
+      // Its imager dies with it, at the end of its input (after writing what it held).
       await expect.poll(async () => (await processesUnderWorkRoot(tmpRoot)).length, { timeout: 5_000, interval: 100 }).toBe(0);
 
       // What it stored more than one journal interval (5 s) before the kill is in the journal.
@@ -107,10 +106,12 @@ describe('a SIGKILLed snapshot invocation', () => {
     await mkdir(deadDir);
     const recovery = { bucket: 'reap-bucket', region: 'cn-hangzhou', prefix: 'old/', format: 'jpg', intervalSec: 1, requestId: 'dead' };
     await writeFile(join(deadDir, 'owner.json'), JSON.stringify({ pid: 2 ** 22 + 17, pidStart: '1', requestId: 'dead', kind: 'snapshot', createdAt: new Date().toISOString(), recovery }));
-    await writeFile(join(deadDir, 'runs.jsonl'), `${JSON.stringify({ run: 0, anchorWallMs: Date.UTC(2026, 0, 2, 3, 4, 5), anchorPtsMs: 0, mode: 'keyframes' })}\n`);
+    // Imager time counts double (see imagerTime): r0-24000 is 12 s after the base, slot 12.
+    const originMs = Date.UTC(2026, 0, 2, 3, 3, 55);
+    await writeFile(join(deadDir, 'runs.jsonl'), `${JSON.stringify({ run: 0, baseMs: originMs, originMs, intervalMs: 1000 })}\n`);
     const image = await makeJpeg();
-    await writeFile(join(deadDir, 'r0-2000.jpg'), image);
-    await writeFile(join(deadDir, 'r0-3000.jpg'), image.subarray(0, image.length - 100)); // cut by the kill
+    await writeFile(join(deadDir, 'r0-24000.jpg'), image);
+    await writeFile(join(deadDir, 'r0-26000.jpg'), image.subarray(0, image.length - 100)); // cut by the kill
     const orphan = spawn(resolveFfmpegPath(), ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=5', '-f', 'null', '-'], {
       env: { ...process.env, [WORK_DIR_ENV]: deadDir },
       stdio: 'ignore',

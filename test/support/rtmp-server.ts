@@ -91,12 +91,13 @@ async function startServer(
 
 /**
  * node-media-server v4 in a child process: it keeps its state in module-level
- * globals, so two in-process instances would share it. Only RTMP on 127.0.0.1;
- * no HTTP/HTTPS/RTMPS/admin. The config lives in a temp dir, because the CLI
+ * globals, so two in-process instances would share it. RTMP on 127.0.0.1, and
+ * HTTP-FLV when asked; no HTTPS/RTMPS/admin. The config lives in a temp dir, because the CLI
  * writes generated secrets back into the config file it was given.
  */
-export async function startNodeMediaServer(): Promise<RtmpServer> {
+export async function startNodeMediaServer(options: { httpFlv?: boolean } = {}): Promise<RtmpServer & { httpFlvUrl(streamName: string): string }> {
   const port = await freePort();
+  const httpPort = options.httpFlv ? await freePort() : undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nms-'));
   const configFile = path.join(dir, 'config.json');
   // NMS logs everything, one line per session event, on stdout.
@@ -106,6 +107,7 @@ export async function startNodeMediaServer(): Promise<RtmpServer> {
     JSON.stringify({
       bind: '127.0.0.1',
       rtmp: { port },
+      ...(httpPort ? { http: { port: httpPort } } : {}),
       store: { path: path.join(dir, 'data') },
       record: { auto: false, path: path.join(dir, 'record') },
       webadmin: { enable: false },
@@ -113,7 +115,14 @@ export async function startNodeMediaServer(): Promise<RtmpServer> {
     }),
   );
   const bin = require.resolve('node-media-server/bin/app.js');
-  return startServer('node-media-server', port, dir, logFile, process.execPath, [bin, '-c', configFile]);
+  const server = await startServer('node-media-server', port, dir, logFile, process.execPath, [bin, '-c', configFile]);
+  return {
+    ...server,
+    httpFlvUrl: (streamName) => {
+      if (!httpPort) throw new Error('started without httpFlv');
+      return `http://127.0.0.1:${httpPort}/live/${streamName}.flv`;
+    },
+  };
 }
 
 interface NginxInstall {

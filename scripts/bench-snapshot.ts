@@ -14,6 +14,7 @@ import { startOssEmulator } from '../test/emulators/oss-emulator';
 import { makeTestStream } from '../test/support/media-tools';
 import { publish, waitForPublishing } from '../test/support/publisher';
 import { startNodeMediaServer } from '../test/support/rtmp-server';
+import { describeDecoding, type DecodeReport } from '../shared/snapshot/job';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const credentials = { accessKeyId: 'bench-ak', accessKeySecret: 'bench-secret' };
@@ -27,7 +28,7 @@ interface CpuSample {
 interface ContenderReport {
   cpu: { self: number; children: number };
   samples: CpuSample[];
-  result?: { counts: { taken: number; uploaded: number }; stop_reason: string; decode: string };
+  result?: { counts: { taken: number; uploaded: number }; stop_reason: string; decode: DecodeReport };
 }
 
 /** CPU used between the two readings taken for the window (the first two samples). */
@@ -107,7 +108,7 @@ async function main() {
 
     const rows = [
       ['', 'original sample (-r 1, every frame decoded)', 'this function'],
-      ['snapshots', `${seedFiles} (local files, not uploaded)`, `${fnReport.result!.counts.uploaded} uploaded (${fnReport.result!.decode} decoding, stop: ${fnReport.result!.stop_reason})`],
+      ['snapshots', `${seedFiles} (local files, not uploaded)`, `${fnReport.result!.counts.uploaded} uploaded (${describeDecoding(fnReport.result!.decode)}, stop: ${fnReport.result!.stop_reason})`],
       [`steady state, ${fnWindow.seconds.toFixed(0)} s window`, '', ''],
       ['  ffmpeg CPU-s per minute', perMinute(seedWindow.ffmpeg, seedWindow.seconds), perMinute(fnWindow.ffmpeg, fnWindow.seconds)],
       ['  whole process CPU-s per minute', perMinute(seedWindow.total, seedWindow.seconds), perMinute(fnWindow.total, fnWindow.seconds)],

@@ -12,7 +12,7 @@ import { createRecordHandler } from '../functions/scf-record';
 import { createSnapshotHandler } from '../functions/fc-snapshot';
 import type { RecordResult } from '../shared/recording/record-job';
 import { createRoomSimulator, parseRoomScenario } from '../shared/sources/room-simulator';
-import type { SnapshotResult } from '../shared/snapshot/job';
+import { describeDecoding, type SnapshotResult } from '../shared/snapshot/job';
 import { createLocalStore } from '../shared/storage/local';
 import { makeTestStream } from '../test/support/media-tools';
 import { publish, waitForPublishing } from '../test/support/publisher';
@@ -81,7 +81,7 @@ async function main(output: string): Promise<number> {
     await writeFile(join(OUTPUT, 'result.json'), JSON.stringify(result, null, 2));
     await writeFile(join(OUTPUT, 'recording.json'), JSON.stringify(recording, null, 2));
 
-    say(`stop reason: ${result.stop_reason}; ${result.counts.uploaded}/${result.counts.taken} snapshots stored (${result.decode} decoding)`);
+    say(`stop reason: ${result.stop_reason}; ${result.counts.uploaded}/${result.counts.taken} snapshots stored (${describeDecoding(result.decode)})`);
     say(`snapshots:  ${join(bucketDir, PREFIX)}/`);
     say(`timeline:   ${join(OUTPUT, 'index.html')}`);
     say(`result:     ${join(OUTPUT, 'result.json')}`);
@@ -146,7 +146,7 @@ function timelinePage(result: SnapshotResult, snapshots: ManifestEntry[]): strin
   return `<!doctype html><meta charset="utf-8"><title>Snapshot timeline</title>
 <style>body{font:14px system-ui;margin:2em}figure{display:inline-block;margin:.5em;width:320px}img{width:100%}figcaption{color:#444}</style>
 <h1>Snapshot timeline</h1>
-<p>${escape(result.source)} → ${escape(result.bucket)}/${escape(result.prefix)} · stop reason <b>${result.stop_reason}</b> · ${result.counts.uploaded}/${result.counts.taken} stored · ${result.decode} decoding · ${escape(result.started_at)} → ${escape(result.ended_at)}</p>
+<p>${escape(result.source)} → ${escape(result.bucket)}/${escape(result.prefix)} · stop reason <b>${result.stop_reason}</b> · ${result.counts.uploaded}/${result.counts.taken} stored · ${escape(describeDecoding(result.decode))} · ${escape(result.started_at)} → ${escape(result.ended_at)}</p>
 <p>Latest: <img src="${BUCKET}/${escape(result.prefix)}latest.jpg" style="width:160px;vertical-align:middle" alt=""></p>
 ${cards}
 `;

@@ -40,7 +40,7 @@ export const scfInvokeCli = defineCli({
   ],
   exitCodes: [
     [0, 'every file stored (Files[].Status 1), or the Stop went through'],
-    [1, 'a file not stored (Status 0), an Error in the result (other than InvalidInput), or the run failed'],
+    [1, 'a file not stored (Status 0), nothing recorded (Files empty: Message says why), an Error in the result (other than InvalidInput), or the run failed'],
     [2, 'invalid request (Error.Code InvalidInput, a 400 over API gateway) or a command-line mistake'],
   ],
 });

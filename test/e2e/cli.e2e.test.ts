@@ -119,6 +119,16 @@ describe('scf:invoke exit codes follow the result', () => {
     expect(JSON.parse(answer.body as string)).toMatchObject({ Files: [{ UserId: 'alice', Status: 1 }] });
   });
 
+  it('1 when nothing was recorded (no subscribed anchor came), with the reason in Message', async () => {
+    const result = await run('scf-invoke.ts', ['--event', gatewayEvent({ ...request, SubscribeUserIds: ['bob'] }), '--room', `sim:@${join(dir, 'scenario.json')}`, '--local-bucket-root', join(dir, 'bucket')], {
+      MEDIA_TMP_DIR: dir,
+    });
+    const answer = lastJson(result.stdout);
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body as string)).toMatchObject({ Files: [], Message: 'nothing was recorded: no anchor in the room (alice) is in SubscribeUserIds (bob)' });
+    expect(result.code).toBe(1);
+  });
+
   it('1 when a file could not be stored (Status 0), though the answer is a 200', async () => {
     const result = await run('scf-invoke.ts', ['--event', gatewayEvent(request), '--room', `sim:@${join(dir, 'scenario.json')}`, '--local-bucket-root', join(dir, 'not-a-folder')], {
       MEDIA_TMP_DIR: dir,

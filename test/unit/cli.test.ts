@@ -238,6 +238,7 @@ describe('exit codes', () => {
     expect(recordExitCode(stored)).toBe(EXIT_OK);
     expect(recordExitCode({ Action: 'Stop', TrtcRequestId: 't' })).toBe(EXIT_OK);
     expect(recordExitCode(oneLost)).toBe(EXIT_FAILED);
+    expect(recordExitCode({ Files: [], Message: 'nothing was recorded: no anchor was in the room while the recorder was' })).toBe(EXIT_FAILED);
     expect(recordExitCode({ ...stored, Error: { Code: 'TrtcSdkUnavailable' } })).toBe(EXIT_FAILED);
     expect(recordExitCode(invalid)).toBe(EXIT_INVALID);
     expect(recordExitCode(null)).toBe(EXIT_FAILED);

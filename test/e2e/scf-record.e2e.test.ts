@@ -297,6 +297,18 @@ describe('SCF recorder: bad requests', () => {
     expect(roomsStarted).toBe(0);
   });
 
+  it('answers a Stop on a deployment without TencentCloud keys 500, for the operator, reaching nothing and echoing no secret', async () => {
+    const secret = 'e2e-control-secret-no-keys-0123';
+    const handler = createRecordHandler({ env: { ...env({ CONTROL_SECRET: secret }), TENCENTCLOUD_SECRETID: undefined, TENCENTCLOUD_SECRETKEY: undefined } });
+    const requestsBefore = trtcApi.requests.length;
+    const stop = { httpMethod: 'POST', headers: { authorization: `Bearer ${secret}` }, isBase64Encoded: false, body: JSON.stringify({ Action: 'Stop', SdkAppId: 1400000001, RoomId: 1234, UserId: 'recorder_1' }) };
+    const { value: answer, lines } = await capturingStderr(async () => (await handler(stop, { request_id: 'stop-no-keys' })) as { statusCode: number; body: string });
+    expect(answer.statusCode).toBe(500);
+    expect(JSON.parse(answer.body).Error).toMatchObject({ Code: 'MissingCredentials', Message: expect.stringMatching(/operator .*execution role .*TENCENTCLOUD_SECRETID/) });
+    expect(trtcApi.requests.length).toBe(requestsBefore);
+    expect(answer.body + lines.join('')).not.toContain(secret);
+  });
+
   it('says exactly that trtc-electron-sdk is missing when no simulator is configured', async () => {
     const result = (await createRecordHandler({ env: env() })(recordRequest({ Callback: undefined }), { request_id: 'no-sdk' })) as RecordResult;
     expect(result.Error).toMatchObject({ Code: 'TrtcSdkUnavailable', Message: expect.stringContaining('trtc-electron-sdk') });

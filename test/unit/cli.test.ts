@@ -250,7 +250,7 @@ describe('exit codes', () => {
     // The envelope alone has no Error and no Files: only the body tells.
     expect(recordExitCode(http(200, oneLost))).toBe(EXIT_FAILED);
     expect(recordExitCode(http(400, invalid))).toBe(EXIT_INVALID);
-    expect(recordExitCode(http(400, { Error: { Code: 'MissingCredentials' } }))).toBe(EXIT_FAILED);
+    expect(recordExitCode(http(500, { Error: { Code: 'MissingCredentials' } }))).toBe(EXIT_FAILED);
     expect(recordExitCode(http(401, { Error: { Code: 'Unauthorized' } }))).toBe(EXIT_FAILED);
     expect(recordExitCode(http(500, {}))).toBe(EXIT_FAILED);
     expect(recordExitCode({ statusCode: 200, headers: {}, body: 'not json' })).toBe(EXIT_FAILED);

@@ -3,6 +3,7 @@
  * scf:invoke's exit code from the result inside an API gateway answer, and fc:invoke standing in
  * for FC's region.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +72,12 @@ describe.concurrent('mistakes: one line, exit 2', () => {
     const invalid = await run('fc-invoke.ts', ['--event', '{"rtmp_url":']);
     expectOneLine(invalid, 2, /^fc:invoke: --event is not valid JSON: /);
     expect(invalid.stdout).toBe('');
+  });
+
+  it('demo: --output . (a checkout the demo did not write) is refused, nothing deleted', async () => {
+    const result = await run('demo.ts', ['--output', '.']);
+    expectOneLine(result, 2, new RegExp(`^demo: --output ${process.cwd()} is not empty and no demo wrote it .*give a new or empty folder`));
+    expect(existsSync('package.json')).toBe(true);
   });
 
   it('scf:invoke: --room sim:scenario.json without the @', async () => {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createRecordHandler } from '../functions/scf-record';
 import { defineCli, positiveNumber, printResult, readJsonArgument, runCli, type CliValues } from './lib/cli';
 import { recordExitCode } from './lib/exit-codes';
-import { localRecordDependencies } from './lib/scf-local';
+import { LOCAL_RECORD_OPTIONS, localRecordDependencies } from './lib/scf-local';
 
 export const scfInvokeCli = defineCli({
   name: 'scf:invoke',
@@ -18,12 +18,7 @@ export const scfInvokeCli = defineCli({
       placeholder: "'<json>'|@FILE",
       description: 'a Record or Stop request, or an API gateway event carrying one (events/*.json); required',
     },
-    room: {
-      type: 'string',
-      placeholder: 'sim:@FILE',
-      description: "the simulated room: sim:@scenario.json or sim:'{json}' (default: trtc-electron-sdk, which is not installed here)",
-    },
-    'local-bucket-root': { type: 'string', placeholder: 'DIR', description: 'store recordings as files under DIR/<bucket>/ instead of COS' },
+    ...LOCAL_RECORD_OPTIONS,
     timeout: { type: 'string', placeholder: 'S', default: '900', description: "the function's timeout in seconds; recording stops min(60 s, S/3) before it" },
   },
   notes: [

@@ -7,6 +7,16 @@ import { createLocalStore } from '../../shared/storage/local';
 import { watchRoomEvents } from '../../test/emulators/trtc-api-emulator';
 import { readArgumentFile, UsageError } from './cli';
 
+/** The options of the local recorder runners (scf:invoke, scf:serve, scf:image) that localRecordDependencies reads. */
+export const LOCAL_RECORD_OPTIONS = {
+  room: {
+    type: 'string',
+    placeholder: 'sim:@FILE',
+    description: "the simulated room for each Record: sim:@scenario.json or sim:'{json}' (default: trtc-electron-sdk, which is not installed here)",
+  },
+  'local-bucket-root': { type: 'string', placeholder: 'DIR', description: 'store recordings as files under DIR/<bucket>/ instead of COS' },
+} as const;
+
 /**
  * What `--room sim:@scenario.json` (or `sim:{...}`) and `--local-bucket-root DIR` mean for
  * the local runners: a simulated room per request, and files instead of COS. A wrong --room is a

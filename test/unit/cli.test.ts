@@ -7,7 +7,12 @@ import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_OUTPUT_MARKER, prepareDemoOutput } from '../../scripts/demo';
+import { benchColdstartCli } from '../../scripts/bench-coldstart';
+import { benchRecordCli } from '../../scripts/bench-record';
+import { benchSnapshotCli } from '../../scripts/bench-snapshot';
+import { benchUploadCli } from '../../scripts/bench-upload';
+import { buildCli } from '../../scripts/build';
+import { DEMO_OUTPUT_MARKER, demoCli, prepareDemoOutput } from '../../scripts/demo';
 import { emulatorsCli, EMULATOR_PORTS, exportLines } from '../../scripts/emulators';
 import { fcInvokeCli } from '../../scripts/fc-invoke';
 import {
@@ -25,6 +30,7 @@ import {
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, recordExitCode, snapshotExitCode } from '../../scripts/lib/exit-codes';
 import { parseRoomArgument } from '../../scripts/lib/scf-local';
 import { packageCli } from '../../scripts/package';
+import { scfImageCli } from '../../scripts/scf-image';
 import { scfInvokeCli } from '../../scripts/scf-invoke';
 import { scfServeCli } from '../../scripts/scf-serve';
 
@@ -140,7 +146,10 @@ function shellWords(line: string): string[] {
 }
 
 describe('the commands\' own help', () => {
-  const specs = [fcInvokeCli, scfInvokeCli, scfServeCli, emulatorsCli, packageCli] as Array<CliSpec<Record<string, CliOption>>>;
+  const specs = [
+    fcInvokeCli, scfInvokeCli, scfServeCli, scfImageCli, emulatorsCli, buildCli, packageCli, demoCli,
+    benchSnapshotCli, benchRecordCli, benchUploadCli, benchColdstartCli,
+  ] as Array<CliSpec<Record<string, CliOption>>>;
 
   it.each(specs.map((s) => [s.name, s] as const))('%s: every example parses, and the exit codes 0 and 2 are explained', (_name, cli) => {
     const help = formatHelp(cli);

@@ -68,6 +68,12 @@ function startServe(args: string[]) {
   });
 }
 
+/** scf:serve's URL, once its listening line is out. */
+async function listeningUrl(serve: TrackedProcess): Promise<string> {
+  const port = await waitFor('scf:serve to listen', () => /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.output())?.[1]);
+  return `http://127.0.0.1:${port}/`;
+}
+
 describe('npm run emulators', () => {
   it('prints export lines for the three endpoints, the test keys and a control secret', () => {
     expect(exported).toEqual({
@@ -87,8 +93,7 @@ describe('npm run emulators', () => {
     const scenario = JSON.stringify({ anchors: [{ userId: 'alice' }], end: { at: 1, reason: 'dismissed' } });
     const serve = startServe(['--room', `sim:${scenario}`]);
     try {
-      const port = Number(await waitFor('scf:serve to listen', () => /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.output())?.[1]));
-      const url = `http://127.0.0.1:${port}/`;
+      const url = await listeningUrl(serve);
       const base = { SdkAppId: 1400000001, RoomId: 4321, UserId: 'recorder_4321' };
 
       const record = await fetch(url, {
@@ -125,8 +130,7 @@ describe('npm run emulators', () => {
     const scenario = JSON.stringify({ anchors: [{ userId: 'alice' }], end: { at: 60, reason: 'dismissed' } });
     const serve = startServe(['--room', `sim:${scenario}`]);
     try {
-      const port = Number(await waitFor('scf:serve to listen', () => /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.output())?.[1]));
-      const url = `http://127.0.0.1:${port}/`;
+      const url = await listeningUrl(serve);
       const base = { SdkAppId: 1400000001, RoomId: 4322, UserId: 'recorder_4322' };
       const cosConfig = { Region: 'ap-guangzhou', Bucket: 'media-1250000000', Path: '/e2e-stop/' };
       // In the background, as `curl … &` would: it answers when the recording ends.

@@ -25,7 +25,8 @@ export const scfInvokeCli = defineCli({
     'A scenario: {"anchors":[{"userId":"alice","joinAt":0,"leaveAt":null},{"userId":"bob","joinAt":2,"leaveAt":6}],\n' +
       '"end":{"at":10,"reason":"dismissed"}}. Without --local-bucket-root recordings go to COS, at COS_ENDPOINT when set\n' +
       '(npm run emulators prints one), with TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY unless CosConfig has keys.\n' +
-      'Stop calls TRTC RemoveUser at TRTC_API_ENDPOINT when set. For an API gateway event the answer is\n' +
+      'Stop calls TRTC RemoveUser at TRTC_API_ENDPOINT when set; at the emulator, that kicks the recorder\'s simulated\n' +
+      'room in whichever local runner records it (StopReason kicked). For an API gateway event the answer is\n' +
       '{statusCode, body}; the exit code follows the result inside body.',
   ],
   examples: [

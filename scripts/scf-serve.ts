@@ -21,7 +21,9 @@ export const scfServeCli = defineCli({
   notes: [
     'Request headers reach the handler as the gateway passes them: a Stop must carry Authorization: Bearer\n' +
       '<CONTROL_SECRET>, with CONTROL_SECRET set in this server\'s environment (unset, HTTP Stop answers 403).\n' +
-      'COS_ENDPOINT, TRTC_API_ENDPOINT and the TENCENTCLOUD_* keys are honoured as by scf:invoke.\n' +
+      'COS_ENDPOINT, TRTC_API_ENDPOINT and the TENCENTCLOUD_* keys are honoured as by scf:invoke. A Record answers when its\n' +
+      'recording ends: send it in the background (curl … &), then a Stop, which kicks its simulated room through the\n' +
+      'TRTC API emulator (npm run emulators).\n' +
       'Ctrl-C or SIGTERM stops accepting requests, lets a running recording stop, finalise and answer, then exits.',
   ],
   examples: [

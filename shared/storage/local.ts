@@ -9,6 +9,9 @@ import {
   type AppendResult, type ObjectInfo, type ObjectStore, type PutResult,
 } from './types';
 
+/** Under the store's root: where the markers of appendable objects live, `<bucket>/<key>`. */
+export const APPENDABLE_MARKERS_DIR = '.appendable';
+
 /**
  * Stores objects as files under `<root>/<bucket>/<key>`: the embedded default for
  * local runs and the demo. Writes go to a temp name then rename, like an object
@@ -22,9 +25,6 @@ import {
  * written to the end of the file and fsynced before it is acknowledged; a crash during one may
  * leave a torn tail, which the next append sees as a position mismatch.
  */
-/** Under the store's root: where the markers of appendable objects live, `<bucket>/<key>`. */
-export const APPENDABLE_MARKERS_DIR = '.appendable';
-
 export function createLocalStore(options: { root: string; bucket: string }): ObjectStore {
   const bucketDir = resolve(options.root, options.bucket);
   const markerDir = resolve(options.root, APPENDABLE_MARKERS_DIR, options.bucket);

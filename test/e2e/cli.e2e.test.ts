@@ -111,7 +111,7 @@ describe.concurrent('mistakes: one line, exit 2', () => {
     );
   });
 
-  describe('scf:serve on a busy port', () => {
+  describe('scf:serve and scf:image on a busy port', () => {
     let blocker: Server;
     let port: number;
     beforeAll(async () => {
@@ -121,8 +121,11 @@ describe.concurrent('mistakes: one line, exit 2', () => {
     });
     afterAll(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
 
-    it('says so and how to choose another', async () => {
-      expectOneLine(await run('scf-serve.ts', ['--port', String(port)]), 2, new RegExp(`^scf:serve: port ${port} is already in use: .*--port`));
+    it.each([
+      ['scf-serve.ts', 'scf:serve'],
+      ['scf-image.ts', 'scf:image'],
+    ])('%s says which port is busy and how to choose another', async (script, name) => {
+      expectOneLine(await run(script, ['--port', String(port)]), 2, new RegExp(`^${name}: port ${port} is already in use: stop whatever listens there, or pick another with --port `));
     });
   });
 });

@@ -4,11 +4,11 @@
  * for FC's region.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { spawnTracked } from '../support/child-processes';
 
 interface Run {
@@ -67,6 +67,7 @@ describe.concurrent('every npm script in package.json', () => {
   it.each(Object.keys(npmScripts))('%s --help: usage on stdout, exit 0, nothing started', async (script) => {
     // Whatever a script does first (a work dir, a cache, a log line) shows in its own TMPDIR or on stderr.
     const tmp = await mkdtemp(join(tmpdir(), 'help-'));
+    onTestFinished(() => rm(tmp, { recursive: true, force: true }));
     const result = await npmRun(script, ['--help'], { TMPDIR: tmp });
     expect(result.code, result.stderr).toBe(0);
     // vitest's help and tsc's each have their own headings.

@@ -28,14 +28,28 @@ import { createCosStore } from '../shared/storage/cos';
 import { GrowingObjectUpload } from '../shared/upload/growing-object';
 import { startCosEmulator } from '../test/emulators/cos-emulator';
 import { cpuSeconds } from './bench/cpu';
+import { defineCli, positiveInteger, positiveNumber, runCli, type CliValues } from './lib/cli';
 
 const ffmpeg = resolveFfmpegPath();
 const FPS = 15;
 const SAMPLE_SECONDS = 20;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const STOP_MINUTES = (process.env.BENCH_STOP_MINUTES ?? '1,10').split(',').map(Number);
-/** How much faster than real time the recorder's clock runs for the stop measurement. */
-const SPEED = Number(process.env.BENCH_SPEED ?? 4);
+
+export const benchRecordCli = defineCli({
+  name: 'bench:record',
+  summary: "What recording an anchor costs (the encoder's CPU and bytes per anchor-minute) and what stopping costs (stop → stored → callback).",
+  options: {
+    rounds: { type: 'string', placeholder: 'N', default: '3', description: 'interleaved rounds of every encoder variant (the median is reported)' },
+    'stop-minutes': { type: 'string', placeholder: 'M,M…', default: '1,10', description: 'recording lengths, in minutes, to stop after' },
+    speed: { type: 'string', placeholder: 'X', default: '4', description: "how much faster than real time the recorder's clock runs for the stop measurement" },
+  },
+  notes: [`Makes ${SAMPLE_SECONDS} s of raw 720p and 360p pictures once, cached in .cache/bench-record/ (about 520 MB); the COS emulator runs\nin this process.`],
+  examples: ['npm run bench:record', 'npm run bench:record -- --rounds 1 --stop-minutes 1'],
+  exitCodes: [
+    [0, 'measured (the tables are on stdout)'],
+    [1, 'the benchmark failed'],
+    [2, 'a command-line mistake'],
+  ],
+});
 const CACHE = resolve('.cache', 'bench-record');
 
 /** Raw pictures (testsrc2) in the Matroska framing the recorder sends, cached. */
@@ -99,10 +113,10 @@ async function encoderCost(label: string, width: number, height: number, preset:
 }
 
 /** stop() → stored → callback delivered, after `minutes` of 720p15 recorded faster than real time. */
-async function stopToCallback(minutes: number, store: ReturnType<typeof createCosStore>, callbackUrl: string, pictures: Buffer[]) {
+async function stopToCallback(minutes: number, speed: number, store: ReturnType<typeof createCosStore>, callbackUrl: string, pictures: Buffer[]) {
   const logger = createLogger({ requestId: 'bench', level: 'error' });
   const startReal = performance.now();
-  const virtualNow = () => (performance.now() - startReal) * SPEED;
+  const virtualNow = () => (performance.now() - startReal) * speed;
   let storedBytes = 0;
   const recorder = new AnchorRecorder({
     userId: 'anchor',
@@ -110,13 +124,13 @@ async function stopToCallback(minutes: number, store: ReturnType<typeof createCo
     ffmpegPath: ffmpeg,
     logger,
     now: virtualNow,
-    clockTickMs: 1000 / FPS / SPEED,
+    clockTickMs: 1000 / FPS / speed,
     openPiece: (index) =>
-      new GrowingObjectUpload({ store, key: `bench/${minutes}min-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 2_000 / SPEED }),
+      new GrowingObjectUpload({ store, key: `bench/${minutes}min-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 2_000 / speed }),
   });
   let next = 0;
-  const feeder = setInterval(() => recorder.videoFrame({ userId: 'anchor', data: pictures[next++ % pictures.length]!, width: 1280, height: 720, timestampMs: virtualNow() }), 1000 / FPS / SPEED);
-  await new Promise((done) => setTimeout(done, (minutes * 60_000) / SPEED));
+  const feeder = setInterval(() => recorder.videoFrame({ userId: 'anchor', data: pictures[next++ % pictures.length]!, width: 1280, height: 720, timestampMs: virtualNow() }), 1000 / FPS / speed);
+  await new Promise((done) => setTimeout(done, (minutes * 60_000) / speed));
   clearInterval(feeder);
   const stopAt = performance.now();
   const recording = await recorder.stop();
@@ -128,7 +142,10 @@ async function stopToCallback(minutes: number, store: ReturnType<typeof createCo
   return { minutes, seconds, storedBytes, duration, dropped: recording.droppedFrames };
 }
 
-async function main(): Promise<void> {
+async function main(values: CliValues<typeof benchRecordCli.options>): Promise<number> {
+  const rounds = positiveInteger('rounds', values.rounds);
+  const stopMinutes = values['stop-minutes'].split(',').map((minutes) => positiveNumber('stop-minutes', minutes));
+  const speed = positiveNumber('speed', values.speed);
   const work = await mkdtemp(join(tmpdir(), 'bench-record-'));
   const cos = await startCosEmulator({ secretId: 'bench-id', secretKey: 'bench-key' });
   const receiver = createServer((request, response) => request.resume().on('end', () => response.end('ok'))).listen(0, '127.0.0.1');
@@ -142,8 +159,8 @@ async function main(): Promise<void> {
     for (const interval of [1, 5]) configs.push({ label: `720p15 + AAC, ${ANCHOR_X264_PRESET}, SnapshotInterval ${interval}`, width: 1280, height: 720, preset: ANCHOR_X264_PRESET, snapshots: interval });
     // Interleaved rounds, medians: machine noise spreads over every variant alike.
     const samples = new Map<string, EncoderCost[]>();
-    for (let round = 1; round <= ROUNDS; round++) {
-      log(`encoding, round ${round} of ${ROUNDS}…`);
+    for (let round = 1; round <= rounds; round++) {
+      log(`encoding, round ${round} of ${rounds}…`);
       for (const config of configs) {
         const cost = await encoderCost(config.label, config.width, config.height, config.preset, config.snapshots, work);
         samples.set(config.label, [...(samples.get(config.label) ?? []), cost]);
@@ -161,13 +178,13 @@ async function main(): Promise<void> {
     const size = i420Size(1280, 720);
     const pictures = Array.from({ length: 30 }, (_, i) => frames.subarray(i * size, (i + 1) * size));
     const stops = [];
-    for (const minutes of STOP_MINUTES) {
-      log(`recording ${minutes} min of 720p15 at ${SPEED}x real time, then stopping…`);
-      stops.push(await stopToCallback(minutes, store, callbackUrl, pictures));
+    for (const minutes of stopMinutes) {
+      log(`recording ${minutes} min of 720p15 at ${speed}x real time, then stopping…`);
+      stops.push(await stopToCallback(minutes, speed, store, callbackUrl, pictures));
     }
 
     const base = (height: number) => costs.find((c) => c.label === `${height}p15 + AAC, ${ANCHOR_X264_PRESET}`)!;
-    console.log(`encoder CPU per anchor-minute (user+sys, ${SAMPLE_SECONDS} s encoded, scaled to a minute; median of ${ROUNDS} interleaved rounds), ${new Date().toISOString().slice(0, 10)}`);
+    console.log(`encoder CPU per anchor-minute (user+sys, ${SAMPLE_SECONDS} s encoded, scaled to a minute; median of ${rounds} interleaved rounds), ${new Date().toISOString().slice(0, 10)}`);
     console.log('| encoder | CPU-s per anchor-minute | MB per minute | real-time anchors per core |');
     console.log('|---|---:|---:|---:|');
     for (const cost of costs) console.log(`| ${cost.label} | ${cost.cpuPerMinute.toFixed(2)} | ${cost.megabytesPerMinute.toFixed(1)} | ${(60 / cost.cpuPerMinute).toFixed(1)} |`);
@@ -178,11 +195,12 @@ async function main(): Promise<void> {
       const extra = withSnapshots.cpuPerMinute - base(720).cpuPerMinute;
       console.log(`SnapshotInterval ${interval}: ${extra >= 0 ? '+' : ''}${extra.toFixed(2)} CPU-s per anchor-minute at 720p (${(100 * (withSnapshots.cpuPerMinute / base(720).cpuPerMinute - 1)).toFixed(0)}%)`);
     }
-    console.log(`\nstop → callback (the real AnchorRecorder, 720p15 + silence, into the COS emulator, clock at ${SPEED}x real time)`);
+    console.log(`\nstop → callback (the real AnchorRecorder, 720p15 + silence, into the COS emulator, clock at ${speed}x real time)`);
     console.log('| recording | stored | stop → stored → callback |');
     console.log('|---|---:|---:|');
     for (const stop of stops) console.log(`| ${stop.minutes} min (${stop.duration.toFixed(0)} s recorded, ${stop.dropped} frames dropped) | ${(stop.storedBytes / 1024 / 1024).toFixed(1)} MB | ${stop.seconds.toFixed(2)} s |`);
     console.log('target: the same for any length, ≤ 2 s');
+    return 0;
   } finally {
     receiver.close();
     await cos.close();
@@ -194,8 +212,5 @@ function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+if (require.main === module) runCli(benchRecordCli, main);
 

@@ -2,8 +2,7 @@
  * `npm run bench:upload`: uploads one file (200 MB by default) to each local emulator, as a single
  * streamed put and as multipart uploads with N parallel parts, from the file and from a pipe.
  * Each variant runs in its own process, so peak RSS (VmHWM) is that variant's alone; the
- * emulators run here and keep objects in this process's memory.
- *   --size-mb 200  --part-mb 8  --parallel 1,4
+ * emulators run here and keep objects in this process's memory. `--help` for the options.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,7 +15,7 @@ import { Readable } from 'node:stream';
 import { startCosEmulator } from '../test/emulators/cos-emulator';
 import { startOssEmulator } from '../test/emulators/oss-emulator';
 import { BENCH_BUCKETS, BENCH_CREDENTIALS, type Variant } from './bench/upload-variant';
-import { parseArgs } from './lib/cli';
+import { defineCli, positiveInteger, positiveNumber, runCli, type CliValues } from './lib/cli';
 
 const MB = 1024 * 1024;
 
@@ -56,13 +55,27 @@ async function writeSource(file: string, bytes: number): Promise<string> {
   return hash.digest('hex');
 }
 
-async function main() {
-  const { values } = parseArgs({
-    options: { 'size-mb': { type: 'string', default: '200' }, 'part-mb': { type: 'string', default: '8' }, parallel: { type: 'string', default: '1,4' } },
-  });
-  const sizeMb = Number(values['size-mb']);
-  const partSizeBytes = Number(values['part-mb']) * MB;
-  const parallels = values.parallel.split(',').map(Number);
+export const benchUploadCli = defineCli({
+  name: 'bench:upload',
+  summary: 'Uploads one file to the OSS and COS emulators, as a single put and as multipart uploads, and prints speed and peak memory.',
+  options: {
+    'size-mb': { type: 'string', placeholder: 'MB', default: '200', description: 'size of the file uploaded' },
+    'part-mb': { type: 'string', placeholder: 'MB', default: '8', description: 'multipart part size' },
+    parallel: { type: 'string', placeholder: 'N,N…', default: '1,4', description: 'parts in flight, one multipart variant each' },
+  },
+  notes: ['Each variant runs in its own process, so its peak RSS is its own. The emulators run in this process and hold\nevery object in memory: allow a few times --size-mb of RAM.'],
+  examples: ['npm run bench:upload', 'npm run bench:upload -- --size-mb 50 --parallel 1,2,4'],
+  exitCodes: [
+    [0, 'measured (the table is on stdout)'],
+    [1, 'a variant failed, or stored something other than what was sent'],
+    [2, 'a command-line mistake'],
+  ],
+});
+
+async function main(values: CliValues<typeof benchUploadCli.options>): Promise<number> {
+  const sizeMb = positiveNumber('size-mb', values['size-mb']);
+  const partSizeBytes = positiveNumber('part-mb', values['part-mb']) * MB;
+  const parallels = values.parallel.split(',').map((count) => positiveInteger('parallel', count));
 
   const work = await mkdtemp(join(tmpdir(), 'bench-upload-'));
   const [oss, cos] = await Promise.all([
@@ -96,6 +109,7 @@ async function main() {
       }
     }
     printTable(['cloud', `variant (${sizeMb} MB)`, 'MB/s', 'RSS before MB', 'peak RSS MB', 'peak − before MB'], rows);
+    return 0;
   } finally {
     await Promise.all([oss.close(), cos.close()]);
     await rm(work, { recursive: true, force: true });
@@ -112,4 +126,4 @@ function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-void main();
+if (require.main === module) runCli(benchUploadCli, main);

@@ -1,5 +1,5 @@
 /**
- * `npm run build [-- --no-ffmpeg] [--out DIR]`: one deployable folder per function.
+ * `npm run build [-- --no-ffmpeg] [--out DIR]` (`--help` says more): one deployable folder per function.
  *
  *   dist/<fn>/index.js (+ .map)          the handler and the shared core, CommonJS for Node 20
  *   dist/<fn>/node_modules/<sdk>…        each cloud SDK the function uses, pre-bundled into one file,
@@ -20,7 +20,7 @@ import { constants as fsConstants } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as esbuild from 'esbuild';
-import { parseArgs } from './lib/cli';
+import { defineCli, runCli, type CliValues } from './lib/cli';
 import {
   ALWAYS_EXTERNAL,
   DIST,
@@ -294,14 +294,28 @@ export function describeBuild(b: FunctionBuild): string {
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'no-ffmpeg': { type: 'boolean', default: false }, out: { type: 'string' } } });
+/** What `npm run build` and `npm run package` both take. */
+export const BUILD_OPTIONS = {
+  'no-ffmpeg': { type: 'boolean', description: 'leave bin/ffmpeg out (the function uses the FFmpeg layer, /opt/bin/ffmpeg, or FFMPEG_PATH)' },
+  out: { type: 'string', placeholder: 'DIR', description: 'where the function folders (and zips) go (default: dist)' },
+} as const;
+
+export const buildCli = defineCli({
+  name: 'build',
+  summary: 'Bundles each function into its own deployable folder: dist/fc-snapshot/, dist/scf-record/ (what s deploy and scf deploy upload).',
+  options: BUILD_OPTIONS,
+  notes: ['Each folder: index.js (+ map), each cloud SDK pre-bundled under node_modules/, bin/ffmpeg unless --no-ffmpeg;\nscf-record also image-server.js. Build and deploy with the same --no-ffmpeg choice.'],
+  examples: ['npm run build', 'npm run build -- --no-ffmpeg --out /tmp/functions'],
+  exitCodes: [
+    [0, 'built'],
+    [1, 'the build failed'],
+    [2, 'a command-line mistake'],
+  ],
+});
+
+async function main(values: CliValues<typeof buildCli.options>): Promise<number> {
   await buildFunctions({ outDir: values.out, ffmpeg: !values['no-ffmpeg'], log: (line) => process.stdout.write(line + '\n') });
+  return 0;
 }
 
-if (require.main === module) {
-  main().catch((error) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCli(buildCli, main);

@@ -6,25 +6,30 @@
  * `npm ci`.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { createRecordHandler } from '../functions/scf-record';
 import { createSnapshotHandler } from '../functions/fc-snapshot';
 import type { RecordResult } from '../shared/recording/record-job';
 import { createRoomSimulator, parseRoomScenario } from '../shared/sources/room-simulator';
 import { describeDecoding, type SnapshotResult } from '../shared/snapshot/job';
-import { createLocalStore } from '../shared/storage/local';
+import { APPENDABLE_MARKERS_DIR, createLocalStore } from '../shared/storage/local';
 import { makeTestStream } from '../test/support/media-tools';
 import { publish, waitForPublishing } from '../test/support/publisher';
 import { startNodeMediaServer } from '../test/support/rtmp-server';
-import { defineCli, progressPrinter, runCli } from './lib/cli';
+import { defineCli, progressPrinter, runCli, UsageError } from './lib/cli';
 
 export const demoCli = defineCli({
   name: 'demo',
   summary: 'Runs both functions for real on synthetic media and writes a page to look at the results.',
   usage: '[--output DIR]',
   options: {
-    output: { type: 'string', placeholder: 'DIR', default: 'demo-output', description: 'where the stored objects and index.html go (emptied first)' },
+    output: {
+      type: 'string',
+      placeholder: 'DIR',
+      default: 'demo-output',
+      description: 'where the stored objects and index.html go: a new or empty folder, or one an earlier demo wrote (what that demo wrote is replaced; nothing else is touched)',
+    },
   },
   notes: [
     'Starts an RTMP server (node-media-server), publishes a 15 s 720p test stream, and runs the FC snapshot handler on it; then runs the\n' +
@@ -43,6 +48,54 @@ const BUCKET = 'demo-bucket';
 const PREFIX = 'snapshots';
 const RECORD_BUCKET = 'demo-1250000000';
 
+/** The demo's mark on its output folder, listing what it writes there: all a later run may delete. */
+export const DEMO_OUTPUT_MARKER = '.demo-output.json';
+const DEMO_WRITES = [BUCKET, RECORD_BUCKET, `${APPENDABLE_MARKERS_DIR}/${BUCKET}`, `${APPENDABLE_MARKERS_DIR}/${RECORD_BUCKET}`, 'index.html', 'result.json', 'recording.json'];
+
+/**
+ * Readies `dir` for a run. A new or empty folder is used as it is. A folder an earlier run marked
+ * loses what that run listed in its marker, and nothing else (a file added since stays). Any other
+ * folder is refused, so `--output .` never empties a checkout. The marker goes in first, so a run
+ * that dies half-way is still known as the demo's.
+ */
+export async function prepareDemoOutput(dir: string, option = '--output'): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new UsageError(`${option} ${dir} is a file: give a folder, new or empty`);
+    if (code !== 'ENOENT') throw error;
+    entries = [];
+  }
+  if (entries.length > 0) {
+    if (!entries.includes(DEMO_OUTPUT_MARKER)) {
+      throw new UsageError(
+        `${option} ${dir} is not empty and no demo wrote it (it has no ${DEMO_OUTPUT_MARKER}); the demo deletes only what it wrote itself: give a new or empty folder, e.g. ${option} local-output/demo`,
+      );
+    }
+    for (const written of await writtenBefore(join(dir, DEMO_OUTPUT_MARKER))) await rm(join(dir, written), { recursive: true, force: true });
+  }
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, DEMO_OUTPUT_MARKER), JSON.stringify({ writtenBy: 'npm run demo', entries: DEMO_WRITES }, null, 2) + '\n');
+}
+
+/** The entries a marker lists, each a relative path that stays inside the folder; anything else is ignored. */
+async function writtenBefore(marker: string): Promise<string[]> {
+  let listed: unknown;
+  try {
+    listed = (JSON.parse(await readFile(marker, 'utf8')) as { entries?: unknown }).entries;
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(listed)) return [];
+  return listed.filter((entry): entry is string => {
+    if (typeof entry !== 'string' || entry === '' || isAbsolute(entry)) return false;
+    const path = normalize(entry);
+    return path !== '.' && path !== DEMO_OUTPUT_MARKER && !path.split(sep).includes('..');
+  });
+}
+
 interface ManifestEntry {
   key: string;
   stream_time: number;
@@ -54,7 +107,7 @@ interface ManifestEntry {
 
 async function main(output: string): Promise<number> {
   OUTPUT = resolve(output);
-  await rm(OUTPUT, { recursive: true, force: true });
+  await prepareDemoOutput(OUTPUT);
   say('making a 15 s synthetic 720p30 stream (cached after the first run)…');
   const stream = await makeTestStream({ width: 1280, height: 720, fps: 30, gopSeconds: 1, seconds: 15, audio: true });
   const server = await startNodeMediaServer();
@@ -156,4 +209,4 @@ function say(message: string): void {
   process.stderr.write(`[demo] ${message}\n`);
 }
 
-runCli(demoCli, (values) => main(values.output));
+if (require.main === module) runCli(demoCli, (values) => main(values.output));

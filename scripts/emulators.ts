@@ -144,7 +144,8 @@ export async function startEmulators(options: { ports: { oss: number; cos: numbe
   );
   const mirrors = [mirrorObjects('oss', oss.objects, options.dumpDir, options.log), mirrorObjects('cos', cos.objects, options.dumpDir, options.log)];
   trtc.onRemoveUser((call) => {
-    options.log(`trtc: ${call.action} accepted (TC3 signature verified): SdkAppId=${call.params.SdkAppId} RoomId=${call.params.RoomId} UserIds=${call.params.UserIds.join(',')} region=${call.region}`);
+    const kicked = call.kickedWatchers === 0 ? 'no simulated room was watching for it' : `kicked ${call.kickedWatchers} simulated room${call.kickedWatchers === 1 ? '' : 's'}`;
+    options.log(`trtc: ${call.action} accepted (TC3 signature verified): SdkAppId=${call.params.SdkAppId} RoomId=${call.params.RoomId} UserIds=${call.params.UserIds.join(',')} region=${call.region}; ${kicked}`);
   });
   return {
     oss,

@@ -8,7 +8,7 @@
  * of dist/<fn>/, so `s deploy` / `sls deploy` (which upload those folders) match the zips.
  */
 import { join, relative } from 'node:path';
-import { buildFunctions, describeBuild, type BuildOptions, type FunctionBuild } from './build';
+import { BUILD_OPTIONS, buildFunctions, describeBuild, type BuildOptions, type FunctionBuild } from './build';
 import { defineCli, runCli, type CliValues } from './lib/cli';
 import { DIST, ROOT } from './lib/bundle-config';
 import { collectTree, writeZip, type ZipSummary } from './lib/zip';
@@ -38,10 +38,7 @@ export function formatMiB(bytes: number): string {
 export const packageCli = defineCli({
   name: 'package',
   summary: 'Builds each function (npm run build) and zips it for upload: dist/fc-snapshot.zip, dist/scf-record.zip.',
-  options: {
-    'no-ffmpeg': { type: 'boolean', description: 'leave bin/ffmpeg out (the function uses the FFmpeg layer, /opt/bin/ffmpeg, or FFMPEG_PATH)' },
-    out: { type: 'string', placeholder: 'DIR', description: 'where the folders and zips go (default: dist)' },
-  },
+  options: BUILD_OPTIONS,
   examples: ['npm run package', 'npm run package -- --no-ffmpeg --out /tmp/packages'],
   exitCodes: [
     [0, 'packaged'],

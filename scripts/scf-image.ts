@@ -1,38 +1,49 @@
 /**
  * Serves the recorder the way an SCF image function runs it, from source: POST /event-invoke with
  * the event as the body, X-Scf-* headers for the request id, timeout and the role's keys
- * (functions/scf-record/image-server.ts).
- *   npm run scf:image -- [--port 9000] [--host 127.0.0.1] [--room sim:@scenario.json] [--local-bucket-root DIR]
- *   curl -X POST http://127.0.0.1:9000/event-invoke -H 'X-Scf-Request-Id: r1' -d @events/scf-record.json
- * `--port 0` picks a free port; the listening line on stderr names it. Ctrl-C or SIGTERM stops
- * accepting, lets a running invocation finish (a recording stops, finalises and uploads), then exits.
+ * (functions/scf-record/image-server.ts). `npm run scf:image -- --help`.
  */
 import { createRecordHandler } from '../functions/scf-record';
 import { EVENT_INVOKE_PATH, SCF_IMAGE_PORT, serveUntilTerminated, startImageServer } from '../functions/scf-record/image-server';
 import { readConfig } from '../shared/config';
 import { createLogger } from '../shared/log';
-import { parseArgs } from './lib/cli';
-import { localRecordDependencies } from './lib/scf-local';
+import { defineCli, listenError, portNumber, runCli, type CliValues } from './lib/cli';
+import { LOCAL_RECORD_OPTIONS, localRecordDependencies } from './lib/scf-local';
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', default: String(SCF_IMAGE_PORT) },
-      host: { type: 'string', default: '127.0.0.1' },
-      room: { type: 'string' },
-      'local-bucket-root': { type: 'string' },
-    },
-  });
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a port number (got ${values.port})`);
+export const scfImageCli = defineCli({
+  name: 'scf:image',
+  summary: 'Serves the scf-record handler from source as an SCF image function runs it: POST /event-invoke, X-Scf-* headers.',
+  usage: '[--port PORT] [--host HOST] [--room sim:@SCENARIO] [--local-bucket-root DIR]',
+  options: {
+    port: { type: 'string', placeholder: 'PORT', default: String(SCF_IMAGE_PORT), description: 'port to listen on (0: any free port, printed on start)' },
+    host: { type: 'string', placeholder: 'HOST', default: '127.0.0.1', description: 'interface to listen on (the built image server listens on every one, as SCF needs)' },
+    ...LOCAL_RECORD_OPTIONS,
+  },
+  notes: [
+    'X-Scf-Request-Id, X-Scf-Timeout (ms) and X-Scf-Secret-Id / X-Scf-Secret-Key / X-Scf-Session-Token are read as SCF sends\n' +
+      'them; without the keys, TENCENTCLOUD_* from this environment are used. Ctrl-C or SIGTERM stops accepting, lets a\n' +
+      'running recording stop, finalise and answer, then exits.',
+  ],
+  examples: [
+    'npm run scf:image -- --port 9000 --room sim:@local-output/scenario.json --local-bucket-root ./local-output',
+    "curl -X POST http://127.0.0.1:9000/event-invoke -H 'X-Scf-Request-Id: local-1' -d @events/scf-record.json",
+  ],
+  exitCodes: [
+    [0, 'stopped by Ctrl-C or SIGTERM'],
+    [1, 'the server failed'],
+    [2, 'a command-line mistake, or the port is busy'],
+  ],
+});
+
+export async function scfImage(values: CliValues<typeof scfImageCli.options>): Promise<number> {
+  const port = portNumber('port', values.port);
   const logger = createLogger({ requestId: 'image-server', level: readConfig(process.env).logLevel, fields: { fn: 'scf-record' } });
   const handler = createRecordHandler(localRecordDependencies({ room: values.room, localBucketRoot: values['local-bucket-root'] }));
-  const image = await startImageServer({ handler, port, host: values.host, logger });
-  serveUntilTerminated(image, { logger });
+  const image = await startImageServer({ handler, port, host: values.host, logger }).catch((error: unknown) => {
+    throw listenError(error, port);
+  });
   process.stderr.write(`scf:image listening on http://${values.host}:${image.port}${EVENT_INVOKE_PATH} (POST an event; X-Scf-* headers as SCF sends them)\n`);
+  return new Promise<number>((exit) => serveUntilTerminated(image, { logger, exit }));
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+if (require.main === module) runCli(scfImageCli, scfImage);

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createRecordHandler } from '../functions/scf-record';
 import { defineCli, positiveNumber, printResult, readJsonArgument, runCli, type CliValues } from './lib/cli';
 import { recordExitCode } from './lib/exit-codes';
-import { localRecordDependencies } from './lib/scf-local';
+import { LOCAL_RECORD_OPTIONS, localRecordDependencies } from './lib/scf-local';
 
 export const scfInvokeCli = defineCli({
   name: 'scf:invoke',
@@ -18,19 +18,15 @@ export const scfInvokeCli = defineCli({
       placeholder: "'<json>'|@FILE",
       description: 'a Record or Stop request, or an API gateway event carrying one (events/*.json); required',
     },
-    room: {
-      type: 'string',
-      placeholder: 'sim:@FILE',
-      description: "the simulated room: sim:@scenario.json or sim:'{json}' (default: trtc-electron-sdk, which is not installed here)",
-    },
-    'local-bucket-root': { type: 'string', placeholder: 'DIR', description: 'store recordings as files under DIR/<bucket>/ instead of COS' },
+    ...LOCAL_RECORD_OPTIONS,
     timeout: { type: 'string', placeholder: 'S', default: '900', description: "the function's timeout in seconds; recording stops min(60 s, S/3) before it" },
   },
   notes: [
     'A scenario: {"anchors":[{"userId":"alice","joinAt":0,"leaveAt":null},{"userId":"bob","joinAt":2,"leaveAt":6}],\n' +
       '"end":{"at":10,"reason":"dismissed"}}. Without --local-bucket-root recordings go to COS, at COS_ENDPOINT when set\n' +
       '(npm run emulators prints one), with TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY unless CosConfig has keys.\n' +
-      'Stop calls TRTC RemoveUser at TRTC_API_ENDPOINT when set. For an API gateway event the answer is\n' +
+      'Stop calls TRTC RemoveUser at TRTC_API_ENDPOINT when set; at the emulator, that kicks the recorder\'s simulated\n' +
+      'room in whichever local runner records it (StopReason kicked). For an API gateway event the answer is\n' +
       '{statusCode, body}; the exit code follows the result inside body.',
   ],
   examples: [
@@ -40,7 +36,7 @@ export const scfInvokeCli = defineCli({
   ],
   exitCodes: [
     [0, 'every file stored (Files[].Status 1), or the Stop went through'],
-    [1, 'a file not stored (Status 0), an Error in the result (other than InvalidInput), or the run failed'],
+    [1, 'a file not stored (Status 0), nothing recorded (Files empty: Message says why), an Error in the result (other than InvalidInput), or the run failed'],
     [2, 'invalid request (Error.Code InvalidInput, a 400 over API gateway) or a command-line mistake'],
   ],
 });

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRecordHandler } from '../functions/scf-record';
 import { defineCli, listenError, portNumber, runCli, type CliValues } from './lib/cli';
-import { localRecordDependencies } from './lib/scf-local';
+import { LOCAL_RECORD_OPTIONS, localRecordDependencies } from './lib/scf-local';
 
 export const scfServeCli = defineCli({
   name: 'scf:serve',
@@ -16,17 +16,14 @@ export const scfServeCli = defineCli({
   usage: '[--port PORT] [--room sim:@SCENARIO] [--local-bucket-root DIR]',
   options: {
     port: { type: 'string', placeholder: 'PORT', default: '9000', description: 'port on 127.0.0.1 (0: any free port, printed on start)' },
-    room: {
-      type: 'string',
-      placeholder: 'sim:@FILE',
-      description: "the simulated room for every Record request: sim:@scenario.json or sim:'{json}' (default: trtc-electron-sdk)",
-    },
-    'local-bucket-root': { type: 'string', placeholder: 'DIR', description: 'store recordings as files under DIR/<bucket>/ instead of COS' },
+    ...LOCAL_RECORD_OPTIONS,
   },
   notes: [
     'Request headers reach the handler as the gateway passes them: a Stop must carry Authorization: Bearer\n' +
       '<CONTROL_SECRET>, with CONTROL_SECRET set in this server\'s environment (unset, HTTP Stop answers 403).\n' +
-      'COS_ENDPOINT, TRTC_API_ENDPOINT and the TENCENTCLOUD_* keys are honoured as by scf:invoke.\n' +
+      'COS_ENDPOINT, TRTC_API_ENDPOINT and the TENCENTCLOUD_* keys are honoured as by scf:invoke. A Record answers when its\n' +
+      'recording ends: send it in the background (curl … &), then a Stop, which kicks its simulated room through the\n' +
+      'TRTC API emulator (npm run emulators).\n' +
       'Ctrl-C or SIGTERM stops accepting requests, lets a running recording stop, finalise and answer, then exits.',
   ],
   examples: [

@@ -14,6 +14,12 @@ export class MediaError extends Error {
   }
 }
 
+/**
+ * The deployment is not set up for the request (no role, no keys, a missing setting): for the
+ * operator to fix, not the caller. An HTTP edge answers it 500, never 4xx.
+ */
+export class ConfigurationError extends MediaError {}
+
 export interface FieldIssue {
   field: string;
   message: string;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readConfig, type Env, type RuntimeConfig } from '../../shared/config';
-import { MediaError, ValidationError } from '../../shared/errors';
+import { ConfigurationError, MediaError, ValidationError } from '../../shared/errors';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
 import { createLogger, type Logger } from '../../shared/log';
@@ -134,7 +134,11 @@ async function record(
 
 async function stopRecording(request: StopRequest, requestId: string, config: RuntimeConfig, logger: Logger): Promise<StopResult> {
   if (!config.tencentCredentials) {
-    throw new MediaError('MissingCredentials', 'no TencentCloud credentials for RemoveUser: give the function a role or set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY');
+    throw new ConfigurationError(
+      'MissingCredentials',
+      'this function has no TencentCloud credentials to call TRTC RemoveUser, so it cannot stop a recording: the operator must give it ' +
+        'an execution role allowed trtc:RemoveUser and trtc:RemoveUserByStrRoomId, or set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY',
+    );
   }
   const admin: RoomAdmin = createRoomAdmin({ credentials: config.tencentCredentials, region: config.trtcRegion, endpoint: config.trtcApiEndpoint });
   const removed = await admin.removeUser({ sdkAppId: request.SdkAppId, ...roomOf(request), userIds: [request.UserId] });
@@ -194,7 +198,9 @@ function failure(requestId: string, error: unknown): { status: number; body: Fai
   }
   const code = error instanceof MediaError ? error.code : 'InternalError';
   const message = error instanceof Error ? error.message : String(error);
-  return { status: error instanceof MediaError && !error.retryable ? 400 : 500, body: redact({ RequestId: requestId, Error: { Code: code, Message: message } }) };
+  // A deployment that is not set up is the server's fault, whatever the request.
+  const callersMistake = error instanceof MediaError && !error.retryable && !(error instanceof ConfigurationError);
+  return { status: callersMistake ? 400 : 500, body: redact({ RequestId: requestId, Error: { Code: code, Message: message } }) };
 }
 
 /** The name serverless.yml's handler points at: index.main_handler. */

@@ -5,9 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-/** Older scripts (build, package, benches) still call node's parseArgs directly. */
-export { parseArgs };
-
 /** A mistake on the command line: reported as one line, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -202,6 +199,13 @@ export function readArgumentFile(source: string, path: string): string {
 export function positiveNumber(option: string, value: string): number {
   const number = Number(value);
   if (value.trim() === '' || !Number.isFinite(number) || number <= 0) throw new UsageError(`--${option} must be a positive number (got ${value})`);
+  return number;
+}
+
+/** `--samples 15` → 15; anything but a whole number from 1 is a UsageError. */
+export function positiveInteger(option: string, value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(number) || number < 1) throw new UsageError(`--${option} must be a whole number from 1 (got ${value})`);
   return number;
 }
 

@@ -36,8 +36,9 @@ export function unwrapHttpAnswer(answer: unknown): { statusCode?: number; result
 
 /**
  * scf-record, from the unwrapped result: 2 for InvalidInput (a 400 over HTTP); 1 for any other
- * Error (also a refused Stop, missing credentials or an unreadable answer), or a file not stored
- * (`Status` 0); 0 when every file was stored, or a Stop went through.
+ * Error (also a refused Stop, missing credentials or an unreadable answer), a file not stored
+ * (`Status` 0), or a Record that stored nothing (`Files` empty); 0 when every file was stored, or
+ * a Stop went through.
  */
 export function recordExitCode(answer: unknown): number {
   const { statusCode, result } = unwrapHttpAnswer(answer);
@@ -45,5 +46,7 @@ export function recordExitCode(answer: unknown): number {
   const { Error: error, Files: files } = result as RecordLikeResult;
   if (error?.Code === 'InvalidInput') return EXIT_INVALID;
   if (error !== undefined || (statusCode !== undefined && statusCode >= 400)) return EXIT_FAILED;
-  return (files ?? []).every((file) => file.Status === 1) ? EXIT_OK : EXIT_FAILED;
+  // A Stop's answer has no Files; a Record's empty Files means nothing was recorded.
+  if (files === undefined) return EXIT_OK;
+  return files.length > 0 && files.every((file) => file.Status === 1) ? EXIT_OK : EXIT_FAILED;
 }

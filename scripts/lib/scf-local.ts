@@ -1,19 +1,35 @@
 import type { RecordHandlerDependencies } from '../../functions/scf-record';
+import { readConfig, type Env } from '../../shared/config';
 import { ValidationError } from '../../shared/errors';
-import { createRoomSimulator, parseRoomScenario, type RoomScenario } from '../../shared/sources/room-simulator';
+import { createRoomSimulator, parseRoomScenario, type RoomScenario, type RoomSimulator } from '../../shared/sources/room-simulator';
+import type { RoomListener, RoomSource } from '../../shared/sources/room-source';
 import { createLocalStore } from '../../shared/storage/local';
+import { watchRoomEvents } from '../../test/emulators/trtc-api-emulator';
 import { readArgumentFile, UsageError } from './cli';
+
+/** The options of the local recorder runners (scf:invoke, scf:serve, scf:image) that localRecordDependencies reads. */
+export const LOCAL_RECORD_OPTIONS = {
+  room: {
+    type: 'string',
+    placeholder: 'sim:@FILE',
+    description: "the simulated room for each Record: sim:@scenario.json or sim:'{json}' (default: trtc-electron-sdk, which is not installed here)",
+  },
+  'local-bucket-root': { type: 'string', placeholder: 'DIR', description: 'store recordings as files under DIR/<bucket>/ instead of COS' },
+} as const;
 
 /**
  * What `--room sim:@scenario.json` (or `sim:{...}`) and `--local-bucket-root DIR` mean for
  * the local runners: a simulated room per request, and files instead of COS. A wrong --room is a
- * UsageError saying what to type.
+ * UsageError saying what to type. With TRTC_API_ENDPOINT at the TRTC API emulator (`npm run
+ * emulators`), a Stop's RemoveUser of the recorder kicks its simulated room.
  */
-export function localRecordDependencies(options: { room?: string; localBucketRoot?: string }): RecordHandlerDependencies {
+export function localRecordDependencies(options: { room?: string; localBucketRoot?: string }, env: Env = process.env): RecordHandlerDependencies {
   const deps: RecordHandlerDependencies = { terminationSignals: ['SIGTERM', 'SIGINT'] };
   if (options.room !== undefined) {
     const scenario = parseRoomArgument(options.room);
-    deps.createRoom = () => createRoomSimulator(scenario);
+    const trtcApi = readConfig(env).trtcApiEndpoint;
+    // Only the emulator speaks plain HTTP; a real API endpoint has no kicks to tell.
+    deps.createRoom = () => (trtcApi?.startsWith('http://') ? kickedThroughEmulator(createRoomSimulator(scenario), trtcApi) : createRoomSimulator(scenario));
   }
   const root = options.localBucketRoot;
   if (root !== undefined) deps.createStore = (target) => createLocalStore({ root, bucket: target.bucket });
@@ -50,4 +66,34 @@ export function parseRoomArgument(room: string): RoomScenario {
     if (error instanceof ValidationError) throw new UsageError(`${source}: not a room scenario: ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * The simulated room, kicked when the TRTC API emulator at `endpoint` accepts a RemoveUser of its
+ * recorder: what TRTC's servers do to the SDK's room. So a Stop sent through this process, another
+ * one or curl ends the recording it names, with StopReason `kicked`.
+ */
+export function kickedThroughEmulator(room: RoomSimulator, endpoint: string, warn = (line: string) => void process.stderr.write(`${line}\n`)): RoomSource {
+  let watch: { close(): void } | undefined;
+  let out = false;
+  return {
+    async enter(target, listener, subscription) {
+      const watched: RoomListener = {
+        ...listener,
+        exited: (reason) => {
+          out = true;
+          watch?.close();
+          listener.exited(reason);
+        },
+      };
+      await room.enter(target, watched, subscription);
+      if (out) return;
+      const { sdkAppId, userId, roomId, strRoomId } = target;
+      watch = watchRoomEvents(endpoint, { sdkAppId, userId, ...(roomId !== undefined ? { roomId } : { strRoomId }) }, {
+        kicked: () => room.kick(),
+        problem: (message) => warn(`room simulator: a Stop will not reach this room: ${message}`),
+      });
+    },
+    leave: () => room.leave(),
+  };
 }

@@ -231,9 +231,12 @@ export class AnchorRecorder {
     }
     this.openPiece();
     if (this.videoFormat) {
-      // The recording starts when the first media arrived, maybe audio seconds before any picture:
-      // a black picture at 0 keeps the video's time aligned with the audio's from the start.
-      this.writeVideoFrame((this.blackPicture ??= blackI420(this.videoFormat.width, this.videoFormat.height)), 0);
+      // The recording starts when the first media arrived, maybe audio before any picture, and the
+      // video starts with it, so both stay aligned. A first picture that came within FREEZE_LIMIT_MS
+      // also stands for the moment before it (as a late one is held after it): the file opens on
+      // the camera's picture, not black. A later one means the camera was off: black until it comes.
+      const firstPictureSoon = this.latestPicture !== undefined && this.latestPicture.at - this.startedAt! <= FREEZE_LIMIT_MS;
+      this.writeVideoFrame(firstPictureSoon ? this.currentPicture() : (this.blackPicture ??= blackI420(this.videoFormat.width, this.videoFormat.height)), 0);
       this.lastTick = 0;
     }
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);

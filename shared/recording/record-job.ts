@@ -96,6 +96,8 @@ export interface RecordResult {
   UserId: string;
   StrRoomId: string | null;
   Files: RecordedFile[];
+  /** Only when Files is empty (and no Error says why): why nothing was recorded. */
+  Message?: string;
   RequestId: string;
   StopReason: RecordStopReason;
   Snapshots?: AnchorSnapshots[];
@@ -111,6 +113,8 @@ const DEFAULT_SPILL_LIMIT_BYTES = 256 * 1024 * 1024;
 /** Roll over to a new object before the clouds' 5 GB limit on appendable objects. */
 const ROLLOVER_BYTES = Math.floor(MAX_APPENDABLE_BYTES * 0.9);
 const RECOVERY_BUDGET_MS = 30_000;
+/** A result's Message names at most this many anchors. */
+const MAX_NAMED_ANCHORS = 10;
 
 /**
  * Joins the room as an audience user and records each anchor (or those subscribed to) straight
@@ -146,6 +150,8 @@ class RoomRecording {
   private readonly imageUploader: ImageUploader;
   /** Anchors we record that are in the room now. */
   private readonly present = new Set<string>();
+  /** Every anchor seen in the room, recorded or not: to say why nothing was recorded. */
+  private readonly seen = new Set<string>();
   private idleTimer: NodeJS.Timeout | undefined;
   /** Ends snapshot-upload retries shortly before the platform's kill. */
   private readonly flushAbort = new AbortController();
@@ -210,6 +216,7 @@ class RoomRecording {
     return {
       anchorJoined: (userId) => {
         this.log.info('anchor joined', { anchor: userId, recorded: isSubscribed(this.job.subscription, userId) });
+        this.seen.add(userId);
         if (!isSubscribed(this.job.subscription, userId)) return;
         this.present.add(userId);
         this.armIdle();
@@ -373,6 +380,19 @@ class RoomRecording {
     };
   }
 
+  /** Why Files is empty: nobody came, nobody subscribed to came, or those who came sent nothing to record. */
+  private nothingRecorded(): string {
+    const names = (ids: readonly string[]) => (ids.length <= MAX_NAMED_ANCHORS ? ids.join(', ') : `${ids.slice(0, MAX_NAMED_ANCHORS).join(', ')} and ${ids.length - MAX_NAMED_ANCHORS} more`);
+    const seen = [...this.seen];
+    if (seen.length === 0) return 'nothing was recorded: no anchor was in the room while the recorder was';
+    const recordable = seen.filter((userId) => isSubscribed(this.job.subscription, userId));
+    const { allow, deny } = this.job.subscription ?? {};
+    if (recordable.length === 0 && allow) return `nothing was recorded: no anchor in the room (${names(seen)}) is in SubscribeUserIds (${names(allow)})`;
+    if (recordable.length === 0 && deny) return `nothing was recorded: every anchor in the room (${names(seen)}) is in UnSubscribeUserIds`;
+    const media = this.job.mode === '00' ? 'audio' : this.job.mode === '01' ? 'video' : 'audio or video';
+    return `nothing was recorded: ${names(recordable)} sent no ${media}`;
+  }
+
   private async report(recordings: AnchorRecording[], error?: unknown): Promise<RecordResult> {
     const files: RecordedFile[] = [];
     for (const recording of recordings) {
@@ -391,6 +411,7 @@ class RoomRecording {
       RequestId: this.job.requestId,
       StopReason: this.stopReason ?? 'error',
     };
+    if (files.length === 0 && error === undefined) result.Message = this.nothingRecorded();
     if (this.job.snapshotIntervalSec !== undefined) {
       result.Snapshots = [...this.snapshots].map(([userId, { records, discarded }]) => {
         const stored = records.filter((record) => record.status === 'uploaded');

@@ -9,21 +9,25 @@ import {
   type AppendResult, type ObjectInfo, type ObjectStore, type PutResult,
 } from './types';
 
+/** Under the store's root: where the markers of appendable objects live, `<bucket>/<key>`. */
+export const APPENDABLE_MARKERS_DIR = '.appendable';
+
 /**
  * Stores objects as files under `<root>/<bucket>/<key>`: the embedded default for
  * local runs and the demo. Writes go to a temp name then rename, like an object
  * store's all-or-nothing put.
  *
  * Appendable objects: an object created by `append` has an empty marker file at
- * `<root>/<bucket>.~appendable/<key>`, outside the bucket directory so no key can collide with it
- * and nothing that walks the bucket sees it. A put removes the marker (before its rename: a crash in
- * between leaves a normal object, which refuses appends, never the reverse). Each append is
+ * `<root>/.appendable/<bucket>/<key>`: in a hidden folder that no bucket can be named (bucket names
+ * never start with a dot), so no key can collide with it, and nothing that walks a bucket, or lists
+ * the root for buckets, sees it. A put removes the marker (before its rename: a crash in between
+ * leaves a normal object, which refuses appends, never the reverse). Each append is
  * written to the end of the file and fsynced before it is acknowledged; a crash during one may
  * leave a torn tail, which the next append sees as a position mismatch.
  */
 export function createLocalStore(options: { root: string; bucket: string }): ObjectStore {
   const bucketDir = resolve(options.root, options.bucket);
-  const markerDir = resolve(options.root, `${options.bucket}.~appendable`);
+  const markerDir = resolve(options.root, APPENDABLE_MARKERS_DIR, options.bucket);
   /** Appends to one key run one at a time, like the cloud's position check under concurrency. */
   const appending = new Map<string, Promise<unknown>>();
 

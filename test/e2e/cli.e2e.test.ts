@@ -3,11 +3,12 @@
  * scf:invoke's exit code from the result inside an API gateway answer, and fc:invoke standing in
  * for FC's region.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { spawnTracked } from '../support/child-processes';
 
 interface Run {
@@ -46,31 +47,61 @@ beforeAll(async () => {
   await writeFile(join(dir, 'not-a-folder'), 'a file where the bucket folder should be');
 });
 
-describe.concurrent('--help', () => {
-  it.each([
-    ['fc-invoke.ts', 'fc:invoke'],
-    ['scf-invoke.ts', 'scf:invoke'],
-    ['scf-serve.ts', 'scf:serve'],
-    ['emulators.ts', 'emulators'],
-  ])('%s prints usage, options, examples and exit codes, exit 0', async (script, name) => {
-    const result = await run(script, ['--help']);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toContain(`Usage: npm run ${name} -- `);
-    expect(result.stdout).toMatch(/\nOptions:\n[\s\S]*\nExamples:\n[\s\S]*\nExit codes:\n {2}0 /);
+/** Runs `npm run <script> -- <args>` as a user would (npm's own header goes to stdout). */
+async function npmRun(script: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  const child = spawnTracked('npm', ['run', script, '--', ...args], { env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdout: 'capture' });
+  const timer = setTimeout(() => void child.stop('SIGKILL'), 60_000);
+  const code = await child.exited;
+  clearTimeout(timer);
+  return { code, stdout: child.stdout(), stderr: child.output() };
+}
+
+const npmScripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+/** Ours go through scripts/lib/cli.ts; test, test:unit and typecheck are vitest's and tsc's own, through scripts/tool.mjs. */
+const ours = (script: string) => npmScripts[script]!.startsWith('tsx scripts/');
+it('runs every npm script through scripts/lib/cli.ts or scripts/tool.mjs', () => {
+  for (const [script, command] of Object.entries(npmScripts)) expect(command, script).toMatch(/^(tsx scripts\/[\w-]+\.ts|node scripts\/tool\.mjs (vitest|tsc))( |$)/);
+});
+
+describe.concurrent('every npm script in package.json', () => {
+  it.each(Object.keys(npmScripts))('%s --help: usage on stdout, exit 0, nothing started', async (script) => {
+    // Whatever a script does first (a work dir, a cache, a log line) shows in its own TMPDIR or on stderr.
+    const tmp = await mkdtemp(join(tmpdir(), 'help-'));
+    onTestFinished(() => rm(tmp, { recursive: true, force: true }));
+    const result = await npmRun(script, ['--help'], { TMPDIR: tmp });
+    expect(result.code, result.stderr).toBe(0);
+    // vitest's help and tsc's each have their own headings.
+    const tool = /^node scripts\/tool\.mjs (\w+)/.exec(npmScripts[script]!)?.[1];
+    if (tool) expect(result.stdout).toMatch(tool === 'tsc' ? /\nCOMMON COMMANDS\n[\s\S]*\nCOMMAND LINE FLAGS\n/ : /\nUsage:\n {2}\$ vitest /);
+    if (ours(script)) {
+      expect(result.stdout).toContain(`Usage: npm run ${script} -- `);
+      expect(result.stdout).toMatch(/\nOptions:\n[\s\S]*\nExamples:\n[\s\S]*\nExit codes:\n {2}0 [\s\S]*\n {2}2 {2}.*mistake/);
+    }
     expect(result.stderr).toBe('');
+    // tsx keeps its compile cache in the temp dir.
+    expect((await readdir(tmp)).filter((name) => !name.startsWith('tsx-'))).toEqual([]);
+  });
+
+  it.each(Object.keys(npmScripts))('%s --evnt x: one line naming the option and where help is, exit 2', async (script) => {
+    const escaped = script.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const result = await npmRun(script, ['--evnt', 'x']);
+    expectOneLine(result, 2, new RegExp(`^${escaped}: .*--evnt.* \\(npm run ${escaped} -- --help\\)$`));
+    if (ours(script)) expect(result.stderr).toMatch(/: unknown option --evnt: .*the options are /);
   });
 });
 
 describe.concurrent('mistakes: one line, exit 2', () => {
-  it.each(['fc-invoke.ts', 'scf-invoke.ts', 'scf-serve.ts', 'emulators.ts'])('%s: an unknown option', async (script) => {
-    expectOneLine(await run(script, ['--evnt', '{}']), 2, /^[a-z:]+: unknown option --evnt: .*the options are /);
-  });
-
   it('fc:invoke: a missing @file, and invalid JSON', async () => {
     expectOneLine(await run('fc-invoke.ts', ['--event', '@no-such-event.json']), 2, /^fc:invoke: --event @no-such-event\.json: no such file no-such-event\.json in /);
     const invalid = await run('fc-invoke.ts', ['--event', '{"rtmp_url":']);
     expectOneLine(invalid, 2, /^fc:invoke: --event is not valid JSON: /);
     expect(invalid.stdout).toBe('');
+  });
+
+  it('demo: --output . (a checkout the demo did not write) is refused, nothing deleted', async () => {
+    const result = await run('demo.ts', ['--output', '.']);
+    expectOneLine(result, 2, new RegExp(`^demo: --output ${process.cwd()} is not empty and no demo wrote it .*give a new or empty folder`));
+    expect(existsSync('package.json')).toBe(true);
   });
 
   it('scf:invoke: --room sim:scenario.json without the @', async () => {
@@ -81,7 +112,7 @@ describe.concurrent('mistakes: one line, exit 2', () => {
     );
   });
 
-  describe('scf:serve on a busy port', () => {
+  describe('scf:serve and scf:image on a busy port', () => {
     let blocker: Server;
     let port: number;
     beforeAll(async () => {
@@ -91,8 +122,11 @@ describe.concurrent('mistakes: one line, exit 2', () => {
     });
     afterAll(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
 
-    it('says so and how to choose another', async () => {
-      expectOneLine(await run('scf-serve.ts', ['--port', String(port)]), 2, new RegExp(`^scf:serve: port ${port} is already in use: .*--port`));
+    it.each([
+      ['scf-serve.ts', 'scf:serve'],
+      ['scf-image.ts', 'scf:image'],
+    ])('%s says which port is busy and how to choose another', async (script, name) => {
+      expectOneLine(await run(script, ['--port', String(port)]), 2, new RegExp(`^${name}: port ${port} is already in use: stop whatever listens there, or pick another with --port `));
     });
   });
 });
@@ -117,6 +151,16 @@ describe('scf:invoke exit codes follow the result', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(answer.statusCode).toBe(200);
     expect(JSON.parse(answer.body as string)).toMatchObject({ Files: [{ UserId: 'alice', Status: 1 }] });
+  });
+
+  it('1 when nothing was recorded (no subscribed anchor came), with the reason in Message', async () => {
+    const result = await run('scf-invoke.ts', ['--event', gatewayEvent({ ...request, SubscribeUserIds: ['bob'] }), '--room', `sim:@${join(dir, 'scenario.json')}`, '--local-bucket-root', join(dir, 'bucket')], {
+      MEDIA_TMP_DIR: dir,
+    });
+    const answer = lastJson(result.stdout);
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body as string)).toMatchObject({ Files: [], Message: 'nothing was recorded: no anchor in the room (alice) is in SubscribeUserIds (bob)' });
+    expect(result.code).toBe(1);
   });
 
   it('1 when a file could not be stored (Status 0), though the answer is a 200', async () => {

@@ -4,10 +4,11 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { prepareDemoOutput } from '../../scripts/demo';
 import { describeWithBrowser, startStaticServer, type StaticServer } from '../support/browser';
 
 describeWithBrowser('the demo page', (browser) => {
@@ -18,6 +19,10 @@ describeWithBrowser('the demo page', (browser) => {
 
   beforeAll(async () => {
     output = join(await mkdtemp(join(tmpdir(), 'demo-')), 'out');
+    // As after an earlier run: the demo's page, and a file of the user's it must leave alone.
+    await prepareDemoOutput(output);
+    await writeFile(join(output, 'index.html'), 'the earlier run');
+    await writeFile(join(output, 'notes.txt'), 'mine');
     const demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--output', output], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
     demo.stderr!.on('data', (chunk) => (stderr += chunk));
     [exitCode] = (await once(demo, 'exit')) as [number | null];
@@ -36,6 +41,7 @@ describeWithBrowser('the demo page', (browser) => {
     }
     const result = JSON.parse(await readFile(join(output, 'result.json'), 'utf8'));
     expect(result.counts).toMatchObject({ discarded: 0, failed: 0 });
+    expect(await readFile(join(output, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
   it('plays every recording on it', async () => {

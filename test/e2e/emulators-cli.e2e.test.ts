@@ -68,6 +68,12 @@ function startServe(args: string[]) {
   });
 }
 
+/** scf:serve's URL, once its listening line is out. */
+async function listeningUrl(serve: TrackedProcess): Promise<string> {
+  const port = await waitFor('scf:serve to listen', () => /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.output())?.[1]);
+  return `http://127.0.0.1:${port}/`;
+}
+
 describe('npm run emulators', () => {
   it('prints export lines for the three endpoints, the test keys and a control secret', () => {
     expect(exported).toEqual({
@@ -87,8 +93,7 @@ describe('npm run emulators', () => {
     const scenario = JSON.stringify({ anchors: [{ userId: 'alice' }], end: { at: 1, reason: 'dismissed' } });
     const serve = startServe(['--room', `sim:${scenario}`]);
     try {
-      const port = Number(await waitFor('scf:serve to listen', () => /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.output())?.[1]));
-      const url = `http://127.0.0.1:${port}/`;
+      const url = await listeningUrl(serve);
       const base = { SdkAppId: 1400000001, RoomId: 4321, UserId: 'recorder_4321' };
 
       const record = await fetch(url, {
@@ -119,6 +124,38 @@ describe('npm run emulators', () => {
       await serve.stop('SIGTERM');
     }
     expect(await serve.exited).toBe(0);
+  });
+
+  it('a Stop sent while scf:serve records kicks its simulated room: the Record answers within 2 s, StopReason kicked', async () => {
+    const scenario = JSON.stringify({ anchors: [{ userId: 'alice' }], end: { at: 60, reason: 'dismissed' } });
+    const serve = startServe(['--room', `sim:${scenario}`]);
+    try {
+      const url = await listeningUrl(serve);
+      const base = { SdkAppId: 1400000001, RoomId: 4322, UserId: 'recorder_4322' };
+      const cosConfig = { Region: 'ap-guangzhou', Bucket: 'media-1250000000', Path: '/e2e-stop/' };
+      // In the background, as `curl … &` would: it answers when the recording ends.
+      const recording = fetch(url, { method: 'POST', body: JSON.stringify({ ...base, UserSig: 'sig', Mode: '00', CosConfig: cosConfig }) }).then(
+        async (answer) => ({ status: answer.status, result: (await answer.json()) as { StopReason: string; Files: Array<{ UserId: string; Status: number; Duration: number }> }, at: Date.now() }),
+      );
+      // Recording: its first fragment is in COS.
+      await waitFor('the recording to reach COS', () => (emulators.output().includes('cos: stored media-1250000000/e2e-stop/4322/alice/') ? true : undefined), 30_000);
+
+      const stopSentAt = Date.now();
+      const stop = await fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${exported.CONTROL_SECRET}` },
+        body: JSON.stringify({ Action: 'Stop', ...base }),
+      });
+      expect(stop.status, await stop.clone().text()).toBe(200);
+      const { status, result, at } = await recording;
+      expect(status).toBe(200);
+      expect(result).toMatchObject({ StopReason: 'kicked', Files: [{ UserId: 'alice', Status: 1 }] });
+      expect((at - stopSentAt) / 1000, 'seconds from Stop sent to the Record answered').toBeLessThan(2);
+      expect(result.Files[0]!.Duration).toBeLessThan(30);
+      expect(emulators.output()).toContain('SdkAppId=1400000001 RoomId=4322 UserIds=recorder_4322 region=ap-guangzhou; kicked 1 simulated room');
+    } finally {
+      await serve.stop('SIGTERM');
+    }
   });
 
   it('serves fc:invoke with the minimal event: the manifest lands in the OSS emulator', async () => {

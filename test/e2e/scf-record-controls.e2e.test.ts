@@ -66,8 +66,20 @@ describe.concurrent('room controls, through the API gateway', () => {
 
   it('MaxIdleTime: leaves an empty room', async () => {
     const { result, seconds } = await viaGateway({ anchors: [], end: { at: 60, reason: 'dismissed' } }, { MaxIdleTime: 5 });
-    expect(result).toMatchObject({ StopReason: 'idle', Files: [] });
+    expect(result).toMatchObject({ StopReason: 'idle', Files: [], Message: 'nothing was recorded: no anchor was in the room while the recorder was' });
     expect(seconds).toBeLessThan(9);
+  });
+
+  it('SubscribeUserIds matching nobody in the room: no file, and the result says why', async () => {
+    const scenario = { anchors: ['teacher', 'student1'].map((userId) => ({ userId, ...small })), end: { at: 2, reason: 'dismissed' } };
+    const { status, result, room } = await viaGateway(scenario, { SubscribeUserIds: ['techer'] });
+    expect(status).toBe(200);
+    expect(result).toMatchObject({
+      StopReason: 'dismissed',
+      Files: [],
+      Message: 'nothing was recorded: no anchor in the room (teacher, student1) is in SubscribeUserIds (techer)',
+    });
+    expect(room!.usage.size).toBe(0);
   });
 
   it('SubscribeUserIds: records only those, and receives nothing of the others', async () => {

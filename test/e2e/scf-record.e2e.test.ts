@@ -10,7 +10,7 @@ import type { RecordResult } from '../../shared/recording/record-job';
 import { createRoomSimulator, parseRoomScenario, type RoomSimulator } from '../../shared/sources/room-simulator';
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { startTrtcApiEmulator } from '../emulators/trtc-api-emulator';
-import { probe, type ProbeResult } from '../support/media-tools';
+import { decodeMedia, firstPictureLuma, probe, type ProbeResult } from '../support/media-tools';
 import { capturingStderr, processesUnderWorkRoot } from '../support/process';
 
 const cosKeys = { SecretId: 'AKIDcosTEST', SecretKey: 'cos-secret-value-xyz' };
@@ -136,6 +136,27 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     const delivered = callbacks.find((c) => c.body.RequestId === `mode-${mode}`);
     expect(delivered?.body.Files).toEqual(result.Files);
     expect(result.Callback).toMatchObject({ delivered: true });
+  });
+
+  it("starts each anchor's video at its first picture: no first frame or first snapshot is black, and audio and video last as long", async () => {
+    const request = recordRequest({ Mode: '02', SnapshotInterval: 1 });
+    const result = (await simulatedHandler(twoAnchors(3.5))(request, { request_id: 'first-picture' })) as RecordResult;
+    expect(result.Files.map((f) => f.UserId).sort()).toEqual(['alice', 'bob']);
+    for (const file of result.Files) {
+      const body = cos.getObject(bucket, decodeURIComponent(new URL(file.RecordFile).pathname.slice(1)))!;
+      // Black is 16 in the recording's video range; the test patterns average around 100.
+      expect(await firstPictureLuma(body, 'mp4'), `${file.UserId}'s first video frame`).toBeGreaterThan(40);
+      const media = await decodeMedia(body, 'mp4');
+      const [video, audio] = ['video', 'audio'].map((type) => media.streams.find((stream) => stream.type === type)!);
+      expect(Math.abs(video!.startTime! - audio!.startTime!), JSON.stringify(media.streams)).toBeLessThan(0.01);
+      // Within a video frame (1/15 s) and an AAC frame (1024 samples: 64 ms at bob's 16 kHz).
+      expect(Math.abs(video!.duration! - audio!.duration!), JSON.stringify(media.streams)).toBeLessThan(1 / 15 + 0.064);
+    }
+    expect(result.Snapshots?.map((s) => s.UserId).sort()).toEqual(['alice', 'bob']);
+    for (const anchor of result.Snapshots!) {
+      // Black is 0 in a full-range JPEG.
+      expect(await firstPictureLuma(cos.getObject(bucket, anchor.FirstKey!)!, 'jpg'), `${anchor.UserId}'s first snapshot`).toBeGreaterThan(40);
+    }
   });
 
   it('keeps an anchor who leaves and returns in one file, with the time away kept', async () => {
@@ -274,6 +295,18 @@ describe('SCF recorder: bad requests', () => {
       expect(answer.body).not.toMatch(/cos-secret-value-xyz|UserSigSecret|api-secret-value-xyz/);
     }
     expect(roomsStarted).toBe(0);
+  });
+
+  it('answers a Stop on a deployment without TencentCloud keys 500, for the operator, reaching nothing and echoing no secret', async () => {
+    const secret = 'e2e-control-secret-no-keys-0123';
+    const handler = createRecordHandler({ env: { ...env({ CONTROL_SECRET: secret }), TENCENTCLOUD_SECRETID: undefined, TENCENTCLOUD_SECRETKEY: undefined } });
+    const requestsBefore = trtcApi.requests.length;
+    const stop = { httpMethod: 'POST', headers: { authorization: `Bearer ${secret}` }, isBase64Encoded: false, body: JSON.stringify({ Action: 'Stop', SdkAppId: 1400000001, RoomId: 1234, UserId: 'recorder_1' }) };
+    const { value: answer, lines } = await capturingStderr(async () => (await handler(stop, { request_id: 'stop-no-keys' })) as { statusCode: number; body: string });
+    expect(answer.statusCode).toBe(500);
+    expect(JSON.parse(answer.body).Error).toMatchObject({ Code: 'MissingCredentials', Message: expect.stringMatching(/operator .*execution role .*TENCENTCLOUD_SECRETID/) });
+    expect(trtcApi.requests.length).toBe(requestsBefore);
+    expect(answer.body + lines.join('')).not.toContain(secret);
   });
 
   it('says exactly that trtc-electron-sdk is missing when no simulator is configured', async () => {

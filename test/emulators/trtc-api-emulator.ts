@@ -4,8 +4,14 @@
  * It verifies TC3-HMAC-SHA256 signatures the way the API does (credential scope service `trtc`,
  * at least content-type and host signed, timestamps within five minutes), answers with the API's
  * JSON and error codes (always HTTP 200, as the API does), validates the actions' parameters and
- * records every accepted call. A test (or the room simulator) can hook accepted calls to kick the
- * user, and make the next calls fail with a given code.
+ * records every accepted call. A test can hook accepted calls, and make the next calls fail with a
+ * given code.
+ *
+ * It also stands in for what TRTC's servers tell a user's SDK: a room simulator in another process
+ * (`npm run scf:serve -- --room sim:…` with TRTC_API_ENDPOINT pointing here) watches
+ * `GET /~emulator/room-events?SdkAppId=…&RoomId=…|StrRoomId=…&UserId=…`, an event stream that
+ * sends `event: kicked` when an accepted RemoveUser (or RemoveUserByStrRoomId) names that user in
+ * that room; the simulated room then exits with reason `kicked`, as the SDK reports it.
  */
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -30,7 +36,21 @@ export interface RemoveUserCall {
   params: { SdkAppId: number; RoomId: number | string; UserIds: string[] };
   /** The X-TC-Region it was made in. */
   region: string;
+  /** Watchers of room events (simulated rooms) told they were kicked by this call. */
+  kickedWatchers: number;
 }
+
+/** Who watches room events: a user in a room, as the SDK entered it. */
+export interface RoomWatchTarget {
+  sdkAppId: number;
+  userId: string;
+  /** Exactly one of them: RemoveUser kicks from a numeric room, RemoveUserByStrRoomId from a string one. */
+  roomId?: number;
+  strRoomId?: string;
+}
+
+/** The emulator's own path, outside the API (which is served at `/`). */
+export const ROOM_EVENTS_PATH = '/~emulator/room-events';
 
 export interface TrtcApiRequest {
   /** X-TC-Action, when present. */
@@ -44,8 +64,10 @@ export interface TrtcApiEmulator {
   endpoint: string;
   /** Accepted calls, in order. */
   calls: RemoveUserCall[];
-  /** Every request, accepted or not. */
+  /** Every API request, accepted or not (room-event watchers are not API requests). */
   requests: TrtcApiRequest[];
+  /** Room-event streams open now. */
+  roomWatchers(): number;
   /** Called for each accepted call, before it is answered; a hook that throws makes the answer InternalError. */
   onRemoveUser(hook: (call: RemoveUserCall) => void): void;
   /** Answers the next `count` calls that would have been accepted with the error `code` instead. */
@@ -85,8 +107,42 @@ export async function startTrtcApiEmulator(options: TrtcApiEmulatorOptions): Pro
   const requests: TrtcApiRequest[] = [];
   const hooks: Array<(call: RemoveUserCall) => void> = [];
   let pendingFault: { count: number; code: string; message: string } | undefined;
+  const watchers = new Set<{ target: RoomWatchTarget; kick: (call: RemoveUserCall) => void }>();
+
+  /** An event stream for one user in one room, ended by a RemoveUser that names them (or the client going away). */
+  const watchRoomEvents = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const query = new URL(req.url ?? '/', 'http://emulator').searchParams;
+    const target = roomWatchTarget(query);
+    if (typeof target === 'string') {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`${target}\n`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.write(`: watching for RemoveUser of ${target.userId}\n\n`);
+    const watcher = {
+      target,
+      kick: (call: RemoveUserCall) => {
+        watchers.delete(watcher);
+        res.end(`event: kicked\ndata: ${JSON.stringify({ action: call.action, SdkAppId: call.params.SdkAppId, RoomId: call.params.RoomId, UserId: target.userId })}\n\n`);
+      },
+    };
+    watchers.add(watcher);
+    res.on('close', () => watchers.delete(watcher));
+  };
+
+  /** The watchers a call kicks: same application, same kind of room id and room, a user it names. */
+  const kickWatchers = (call: RemoveUserCall): void => {
+    for (const watcher of [...watchers]) {
+      const { sdkAppId, userId, roomId, strRoomId } = watcher.target;
+      const room = call.action === 'RemoveUser' ? roomId : strRoomId;
+      if (sdkAppId !== call.params.SdkAppId || room !== call.params.RoomId || !call.params.UserIds.includes(userId)) continue;
+      call.kickedWatchers++;
+      watcher.kick(call);
+    }
+  };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    if (req.method === 'GET' && (req.url ?? '').split('?')[0] === ROOM_EVENTS_PATH) return watchRoomEvents(req, res);
     const action = headerValue(req, 'x-tc-action');
     const logEntry: TrtcApiRequest = action === undefined ? {} : { action };
     requests.push(logEntry);
@@ -105,6 +161,7 @@ export async function startTrtcApiEmulator(options: TrtcApiEmulatorOptions): Pro
         throw new ApiError(pendingFault.code, pendingFault.message);
       }
       calls.push(call);
+      kickWatchers(call);
       try {
         for (const hook of hooks) hook(call);
       } catch (err) {
@@ -166,7 +223,7 @@ export async function startTrtcApiEmulator(options: TrtcApiEmulatorOptions): Pro
     if (req.method !== 'POST' || !/^application\/json\b/.test(headerValue(req, 'content-type') ?? '')) {
       throw new ApiError('UnsupportedProtocol', 'The emulator accepts POST with a JSON body only.');
     }
-    return { action: action as RemoveUserAction, params: parseParams(action as RemoveUserAction, body), region };
+    return { action: action as RemoveUserAction, params: parseParams(action as RemoveUserAction, body), region, kickedWatchers: 0 };
   };
 
   const server = http.createServer((req, res) => void handle(req, res));
@@ -180,6 +237,7 @@ export async function startTrtcApiEmulator(options: TrtcApiEmulatorOptions): Pro
     endpoint: `http://127.0.0.1:${port}`,
     calls,
     requests,
+    roomWatchers: () => watchers.size,
     onRemoveUser: (hook) => {
       hooks.push(hook);
     },
@@ -192,6 +250,66 @@ export async function startTrtcApiEmulator(options: TrtcApiEmulatorOptions): Pro
         // The SDK's agent keeps sockets alive; without this close() would wait for them.
         server.closeAllConnections();
       }),
+  };
+}
+
+/** The watch target from `SdkAppId`, `RoomId` or `StrRoomId`, and `UserId`; or what is wrong with them. */
+function roomWatchTarget(query: URLSearchParams): RoomWatchTarget | string {
+  const sdkAppId = Number(query.get('SdkAppId'));
+  const userId = query.get('UserId') ?? '';
+  const roomId = query.has('RoomId') ? Number(query.get('RoomId')) : undefined;
+  const strRoomId = query.get('StrRoomId') ?? undefined;
+  if (!Number.isSafeInteger(sdkAppId) || sdkAppId <= 0) return 'SdkAppId must be a positive integer';
+  if (userId === '') return 'UserId is required';
+  if ((roomId === undefined) === (strRoomId === undefined)) return 'give exactly one of RoomId and StrRoomId';
+  if (roomId !== undefined && (!Number.isSafeInteger(roomId) || roomId <= 0)) return 'RoomId must be a positive integer';
+  if (strRoomId === '') return 'StrRoomId must not be empty';
+  return { sdkAppId, userId, ...(roomId !== undefined ? { roomId } : { strRoomId }) };
+}
+
+/**
+ * The room simulator's side of ROOM_EVENTS_PATH: watches `endpoint` (the emulator) for a RemoveUser
+ * of `target` and calls `kicked` once when one comes. `problem` hears, once, why no kick can come
+ * (the emulator is not there, or `endpoint` is something else).
+ */
+export function watchRoomEvents(endpoint: string, target: RoomWatchTarget, handlers: { kicked(): void; problem(message: string): void }): { close(): void } {
+  const url = new URL(ROOM_EVENTS_PATH, endpoint);
+  url.searchParams.set('SdkAppId', String(target.sdkAppId));
+  if (target.roomId !== undefined) url.searchParams.set('RoomId', String(target.roomId));
+  else url.searchParams.set('StrRoomId', target.strRoomId ?? '');
+  url.searchParams.set('UserId', target.userId);
+  let closed = false;
+  const problem = (message: string) => {
+    if (!closed) handlers.problem(`${endpoint}: ${message}`);
+    closed = true;
+  };
+  const request = http.get(url, (response) => {
+    if (response.statusCode !== 200 || !String(response.headers['content-type']).startsWith('text/event-stream')) {
+      response.resume();
+      return problem(`answered ${response.statusCode} ${response.headers['content-type'] ?? ''} to ${ROOM_EVENTS_PATH}: not the TRTC API emulator`);
+    }
+    let pending = '';
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => {
+      pending += chunk;
+      for (let end = pending.indexOf('\n\n'); end >= 0; end = pending.indexOf('\n\n')) {
+        const event = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        if (/^event: kicked$/m.test(event) && !closed) {
+          closed = true;
+          handlers.kicked();
+        }
+      }
+    });
+    response.on('end', () => problem('the emulator ended the room-event stream (it closed?)'));
+    response.on('error', (error) => problem(`the room-event stream broke (${error.message})`));
+  });
+  request.on('error', (error) => problem(`cannot watch room events (${error.message})`));
+  return {
+    close: () => {
+      closed = true;
+      request.destroy();
+    },
   };
 }
 

@@ -9,7 +9,7 @@ import { i420Size } from '../../shared/media/raw-media';
 import { AnchorRecorder } from '../../shared/recording/anchor-recorder';
 import { createLocalStore } from '../../shared/storage/local';
 import { GrowingObjectUpload } from '../../shared/upload/growing-object';
-import { decodeMedia } from '../support/media-tools';
+import { decodeMedia, firstPictureLuma } from '../support/media-tools';
 
 describe('AnchorRecorder', () => {
   it('rolls over to a new object when one reaches its size limit, each piece a whole file, together the whole time', async () => {
@@ -47,7 +47,10 @@ describe('AnchorRecorder', () => {
     expect(total).toBeLessThan(6.3);
   });
 
-  it('keeps audio and video aligned when the audio starts before the first picture', async () => {
+  it.each([
+    [200, 'opens on the first picture, which stands for the moment before it', 90],
+    [1_500, 'is black until the camera starts', 16],
+  ])('keeps audio and video aligned when the audio starts %i ms before the first picture: the video %s', async (cameraLateMs, _what, firstLuma) => {
     const root = await mkdtemp(join(tmpdir(), 'av-sync-'));
     const store = createLocalStore({ root, bucket: 'b' });
     const logger = createLogger({ requestId: 'av-sync', level: 'error' });
@@ -60,18 +63,21 @@ describe('AnchorRecorder', () => {
     });
     const silence = Buffer.alloc(48_000 * 2 * 0.02);
     const audio = setInterval(() => recorder.audioFrame({ userId: 'late-camera', data: silence, sampleRate: 48_000, channels: 1, timestampMs: 0 }), 20);
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // audio only, then the camera starts
+    await new Promise((resolve) => setTimeout(resolve, cameraLateMs)); // audio only, then the camera starts
     const picture = Buffer.alloc(i420Size(320, 180), 90);
     const video = setInterval(() => recorder.videoFrame({ userId: 'late-camera', data: picture, width: 320, height: 180, timestampMs: 0 }), 1000 / 15);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     clearInterval(audio);
     clearInterval(video);
     await recorder.stop();
-    const media = await decodeMedia(await readFile(join(root, 'b', 'av-0.mp4')), 'mp4');
+    const stored = await readFile(join(root, 'b', 'av-0.mp4'));
+    const media = await decodeMedia(stored, 'mp4');
     const [v, a] = ['video', 'audio'].map((type) => media.streams.find((stream) => stream.type === type)!);
-    // Both tracks start together and last the recording (the time before the camera is black).
+    // Both tracks start together and last the recording.
     expect(Math.abs(v!.startTime! - a!.startTime!)).toBeLessThan(0.1);
     expect(Math.abs(v!.duration! - a!.duration!), JSON.stringify(media.streams)).toBeLessThan(0.15);
-    expect(v!.duration!).toBeGreaterThan(3.2);
+    expect(v!.duration!).toBeGreaterThan((cameraLateMs + 2_000) / 1000 - 0.3);
+    // The picture's luma is 90; black is 16 (x264 rounds a flat picture by a level at most).
+    expect(Math.abs((await firstPictureLuma(stored, 'mp4')) - firstLuma)).toBeLessThan(3);
   });
 });

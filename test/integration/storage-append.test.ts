@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { StorageError } from '../../shared/errors';
 import type { RetryPolicy } from '../../shared/retry';
 import { createCosStore } from '../../shared/storage/cos';
-import { createLocalStore } from '../../shared/storage/local';
+import { APPENDABLE_MARKERS_DIR, createLocalStore } from '../../shared/storage/local';
 import { createOssStore } from '../../shared/storage/oss';
 import { isAppendRefused, MAX_APPENDABLE_BYTES, positionMismatch, type ObjectStore } from '../../shared/storage/types';
 import { startCosEmulator, type FaultConfig, type RequestLogEntry, type StoredObject } from '../emulators/cos-emulator';
@@ -332,8 +332,10 @@ describe('local append', () => {
 
     expect((await fsp.readFile(file('live/room.flv'))).equals(Buffer.concat(parts))).toBe(true);
     expect(await store.head('live/room.flv')).toEqual({ size: length, appendable: true });
-    // The marker lives outside the bucket directory.
+    // The marker lives outside the bucket directory, in a hidden folder no bucket can be named.
     expect((await fsp.readdir(path.join(root, store.bucket), { recursive: true })).sort()).toEqual(['live', path.join('live', 'room.flv')]);
+    expect((await fsp.readdir(root)).filter((name) => !name.startsWith('bucket-'))).toEqual([APPENDABLE_MARKERS_DIR]);
+    expect((await fsp.stat(path.join(root, APPENDABLE_MARKERS_DIR, store.bucket, 'live', 'room.flv'))).size).toBe(0);
   });
 
   it('heads a missing, a normal and an appendable object', async () => {

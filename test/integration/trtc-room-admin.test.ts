@@ -17,7 +17,7 @@ import type { RetryPolicy } from '../../shared/retry';
 import {
   createRoomAdmin, resolveTrtcEndpoint, TRTC_API_HOST, type RoomAdmin, type RoomAdminOptions,
 } from '../../shared/trtc/room-admin';
-import { startTrtcApiEmulator, type TrtcApiEmulator } from '../emulators/trtc-api-emulator';
+import { startTrtcApiEmulator, watchRoomEvents, type TrtcApiEmulator } from '../emulators/trtc-api-emulator';
 
 const SECRET_ID = 'AKIDtrtcEmulatorKey01';
 const SECRET_KEY = 'trtc-secret-Vb7n2Q';
@@ -64,7 +64,7 @@ describe('removeUser through the SDK', () => {
     expect(result).toMatchObject({ action: 'RemoveUser', attempts: 1 });
     expect(result.requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(emulator.calls).toEqual([
-      { action: 'RemoveUser', params: { SdkAppId: SDK_APP_ID, RoomId: 1234, UserIds: ['recorder_1'] }, region: 'ap-guangzhou' },
+      { action: 'RemoveUser', params: { SdkAppId: SDK_APP_ID, RoomId: 1234, UserIds: ['recorder_1'] }, region: 'ap-guangzhou', kickedWatchers: 0 },
     ]);
   });
 
@@ -72,7 +72,7 @@ describe('removeUser through the SDK', () => {
     const result = await admin({ region: 'ap-singapore' }).removeUser({ sdkAppId: SDK_APP_ID, strRoomId: 'class-7b', userIds: ['a', 'b'] });
     expect(result.action).toBe('RemoveUserByStrRoomId');
     expect(emulator.calls).toEqual([
-      { action: 'RemoveUserByStrRoomId', params: { SdkAppId: SDK_APP_ID, RoomId: 'class-7b', UserIds: ['a', 'b'] }, region: 'ap-singapore' },
+      { action: 'RemoveUserByStrRoomId', params: { SdkAppId: SDK_APP_ID, RoomId: 'class-7b', UserIds: ['a', 'b'] }, region: 'ap-singapore', kickedWatchers: 0 },
     ]);
   });
 
@@ -223,6 +223,55 @@ describe('endpoint and config', () => {
     expect(readConfig({})).toMatchObject({ trtcRegion: 'ap-guangzhou', trtcApiEndpoint: undefined });
     expect(readConfig({ TRTC_API_ENDPOINT: ' http://127.0.0.1:9003 ', TRTC_REGION: 'ap-beijing' }))
       .toMatchObject({ trtcApiEndpoint: 'http://127.0.0.1:9003', trtcRegion: 'ap-beijing' });
+  });
+});
+
+describe('room events: what a simulated room in another process hears of RemoveUser', () => {
+  const until = async (what: string, done: () => boolean) => {
+    for (const deadline = Date.now() + 5_000; !done(); await new Promise((resolve) => setTimeout(resolve, 10))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    }
+  };
+
+  it('kicks exactly the watchers a call names: same application, same kind of room id, same room, a named user', async () => {
+    const kicked: string[] = [];
+    const problems: string[] = [];
+    const targets = {
+      numeric: { sdkAppId: SDK_APP_ID, roomId: 7, userId: 'recorder_1' },
+      string: { sdkAppId: SDK_APP_ID, strRoomId: '7', userId: 'recorder_1' },
+      otherUser: { sdkAppId: SDK_APP_ID, roomId: 7, userId: 'recorder_2' },
+      otherRoom: { sdkAppId: SDK_APP_ID, roomId: 8, userId: 'recorder_1' },
+      otherApp: { sdkAppId: SDK_APP_ID + 1, roomId: 7, userId: 'recorder_1' },
+    };
+    const watches = Object.entries(targets).map(([name, target]) =>
+      watchRoomEvents(emulator.endpoint, target, { kicked: () => kicked.push(name), problem: (message) => problems.push(message) }),
+    );
+    await until('five watchers', () => emulator.roomWatchers() === 5);
+
+    await admin().removeUser({ sdkAppId: SDK_APP_ID, roomId: 7, userIds: ['recorder_1', 'someone'] });
+    await until('the numeric kick', () => kicked.length === 1);
+    await admin().removeUser({ sdkAppId: SDK_APP_ID, strRoomId: '7', userIds: ['recorder_1'] });
+    await until('the string kick', () => kicked.length === 2);
+
+    expect(kicked).toEqual(['numeric', 'string']);
+    expect(emulator.calls.map((call) => call.kickedWatchers)).toEqual([1, 1]);
+    expect(emulator.roomWatchers()).toBe(3);
+    watches.forEach((watch) => watch.close());
+    await until('the others to go', () => emulator.roomWatchers() === 0);
+    expect(problems).toEqual([]);
+  });
+
+  it('tells, once, when the endpoint is not the emulator', async () => {
+    const server = http.createServer((_req, res) => res.writeHead(404).end()).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const problems: string[] = [];
+    try {
+      watchRoomEvents(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { sdkAppId: SDK_APP_ID, roomId: 7, userId: 'u' }, { kicked: () => undefined, problem: (m) => problems.push(m) });
+      await until('the problem', () => problems.length > 0);
+      expect(problems).toEqual([expect.stringMatching(/answered 404 .*not the TRTC API emulator$/)]);
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -176,3 +176,26 @@ export async function decodeMedia(bytes: Buffer, extension: string): Promise<Dec
     })),
   };
 }
+
+/**
+ * Mean luma (Y, 0-255) of the first picture of a stored image or video, decoded by ffprobe (lavfi
+ * `movie` + `signalstats`, independent of the ffmpeg that wrote it). Black is 16 in a video-range
+ * picture and 0 in a full-range JPEG; the simulator's test patterns average around 100.
+ */
+export async function firstPictureLuma(bytes: Buffer, extension: string): Promise<number> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'luma-'));
+  // A plain name: the movie filter's argument is itself parsed (':' and ',' would need escaping).
+  const file = path.join(dir, `first.${extension}`);
+  try {
+    await fs.promises.writeFile(file, bytes);
+    const args = ['-v', 'error', '-f', 'lavfi', '-i', `movie=${file},signalstats`, '-read_intervals', '%+#1', '-show_entries', 'frame_tags=lavfi.signalstats.YAVG', '-of', 'json'];
+    const result = await runTracked(ffprobePath, args, 60_000);
+    if (result.code !== 0) throw new Error(`ffprobe could not decode the first picture of ${bytes.length} bytes of ${extension}: ${result.stderr.trim()}`);
+    const frames = (JSON.parse(result.stdout) as { frames?: Array<{ tags?: Record<string, string> }> }).frames ?? [];
+    const luma = Number(frames[0]?.tags?.['lavfi.signalstats.YAVG']);
+    if (!Number.isFinite(luma)) throw new Error(`ffprobe decoded no picture from ${bytes.length} bytes of ${extension}`);
+    return luma;
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+}

@@ -3,10 +3,16 @@
  * (scripts/lib/exit-codes.ts) and --room parsing (scripts/lib/scf-local.ts), without processes.
  * test/e2e/cli.e2e.test.ts runs the commands themselves.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { benchColdstartCli } from '../../scripts/bench-coldstart';
+import { benchRecordCli } from '../../scripts/bench-record';
+import { benchSnapshotCli } from '../../scripts/bench-snapshot';
+import { benchUploadCli } from '../../scripts/bench-upload';
+import { buildCli } from '../../scripts/build';
+import { DEMO_OUTPUT_MARKER, demoCli, prepareDemoOutput } from '../../scripts/demo';
 import { emulatorsCli, EMULATOR_PORTS, exportLines } from '../../scripts/emulators';
 import { fcInvokeCli } from '../../scripts/fc-invoke';
 import {
@@ -24,6 +30,7 @@ import {
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, recordExitCode, snapshotExitCode } from '../../scripts/lib/exit-codes';
 import { parseRoomArgument } from '../../scripts/lib/scf-local';
 import { packageCli } from '../../scripts/package';
+import { scfImageCli } from '../../scripts/scf-image';
 import { scfInvokeCli } from '../../scripts/scf-invoke';
 import { scfServeCli } from '../../scripts/scf-serve';
 
@@ -139,7 +146,10 @@ function shellWords(line: string): string[] {
 }
 
 describe('the commands\' own help', () => {
-  const specs = [fcInvokeCli, scfInvokeCli, scfServeCli, emulatorsCli, packageCli] as Array<CliSpec<Record<string, CliOption>>>;
+  const specs = [
+    fcInvokeCli, scfInvokeCli, scfServeCli, scfImageCli, emulatorsCli, buildCli, packageCli, demoCli,
+    benchSnapshotCli, benchRecordCli, benchUploadCli, benchColdstartCli,
+  ] as Array<CliSpec<Record<string, CliOption>>>;
 
   it.each(specs.map((s) => [s.name, s] as const))('%s: every example parses, and the exit codes 0 and 2 are explained', (_name, cli) => {
     const help = formatHelp(cli);
@@ -238,6 +248,7 @@ describe('exit codes', () => {
     expect(recordExitCode(stored)).toBe(EXIT_OK);
     expect(recordExitCode({ Action: 'Stop', TrtcRequestId: 't' })).toBe(EXIT_OK);
     expect(recordExitCode(oneLost)).toBe(EXIT_FAILED);
+    expect(recordExitCode({ Files: [], Message: 'nothing was recorded: no anchor was in the room while the recorder was' })).toBe(EXIT_FAILED);
     expect(recordExitCode({ ...stored, Error: { Code: 'TrtcSdkUnavailable' } })).toBe(EXIT_FAILED);
     expect(recordExitCode(invalid)).toBe(EXIT_INVALID);
     expect(recordExitCode(null)).toBe(EXIT_FAILED);
@@ -249,9 +260,55 @@ describe('exit codes', () => {
     // The envelope alone has no Error and no Files: only the body tells.
     expect(recordExitCode(http(200, oneLost))).toBe(EXIT_FAILED);
     expect(recordExitCode(http(400, invalid))).toBe(EXIT_INVALID);
-    expect(recordExitCode(http(400, { Error: { Code: 'MissingCredentials' } }))).toBe(EXIT_FAILED);
+    expect(recordExitCode(http(500, { Error: { Code: 'MissingCredentials' } }))).toBe(EXIT_FAILED);
     expect(recordExitCode(http(401, { Error: { Code: 'Unauthorized' } }))).toBe(EXIT_FAILED);
     expect(recordExitCode(http(500, {}))).toBe(EXIT_FAILED);
     expect(recordExitCode({ statusCode: 200, headers: {}, body: 'not json' })).toBe(EXIT_FAILED);
+  });
+});
+
+describe('the demo\'s output folder', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'demo-output-'));
+  });
+  const tree = async (dir: string) => (await readdir(dir, { recursive: true })).sort();
+
+  it('takes a new or an empty folder, and marks it', async () => {
+    await prepareDemoOutput(join(root, 'new', 'out'));
+    await mkdir(join(root, 'empty'));
+    await prepareDemoOutput(join(root, 'empty'));
+    for (const dir of ['new/out', 'empty']) {
+      expect(await tree(join(root, dir))).toEqual([DEMO_OUTPUT_MARKER]);
+      expect(JSON.parse(await readFile(join(root, dir, DEMO_OUTPUT_MARKER), 'utf8')).entries).toContain('index.html');
+    }
+  });
+
+  it('refuses a folder with anything the demo did not write, deleting nothing (so `--output .` never empties a checkout)', async () => {
+    const dir = join(root, 'theirs');
+    await mkdir(join(dir, 'src'), { recursive: true });
+    await writeFile(join(dir, 'index.html'), 'their page');
+    await expect(prepareDemoOutput(dir)).rejects.toThrow(new UsageError(
+      `--output ${dir} is not empty and no demo wrote it (it has no ${DEMO_OUTPUT_MARKER}); the demo deletes only what it wrote itself: give a new or empty folder, e.g. --output local-output/demo`,
+    ));
+    expect(await tree(dir)).toEqual(['index.html', 'src']);
+    await expect(prepareDemoOutput(join(dir, 'index.html'))).rejects.toThrow(/is a file: give a folder/);
+  });
+
+  it('in a folder an earlier demo wrote, replaces what that demo listed, and nothing else', async () => {
+    const dir = join(root, 'earlier');
+    await prepareDemoOutput(dir);
+    await mkdir(join(dir, 'demo-bucket', 'snapshots'), { recursive: true });
+    await writeFile(join(dir, 'demo-bucket', 'snapshots', 'old.jpg'), 'old');
+    await writeFile(join(dir, 'index.html'), 'old page');
+    await writeFile(join(dir, 'notes.txt'), 'mine');
+    // A marker edited to reach outside the folder, or to the marker itself, is not followed.
+    await writeFile(join(root, 'outside.txt'), 'keep');
+    const marker = JSON.parse(await readFile(join(dir, DEMO_OUTPUT_MARKER), 'utf8'));
+    await writeFile(join(dir, DEMO_OUTPUT_MARKER), JSON.stringify({ ...marker, entries: [...marker.entries, '../outside.txt', root, '.', 'a/../../outside.txt'] }));
+
+    await prepareDemoOutput(dir);
+    expect(await tree(dir)).toEqual([DEMO_OUTPUT_MARKER, 'notes.txt']);
+    expect(await readFile(join(root, 'outside.txt'), 'utf8')).toBe('keep');
   });
 });

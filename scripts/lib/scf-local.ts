@@ -1,42 +1,57 @@
-import type { RecordHandlerDependencies } from '../../functions/scf-record';
+import { liteavPython, type RecordHandlerDependencies } from '../../functions/scf-record';
+import { readConfig } from '../../shared/config';
 import { ValidationError } from '../../shared/errors';
-import { createRoomSimulator, parseRoomScenario, type RoomScenario } from '../../shared/sources/room-simulator';
+import { RECORDING_AUDIO } from '../../shared/outputs/recording/encoder-args';
+import { createLiteavRoom } from '../../shared/sources/liteav/liteav-room';
+import { createRoomSimulator, parseRoomScenario, simulationPlan, type RoomScenario } from '../../shared/sources/room-simulator';
 import { createLocalStore } from '../../shared/storage/local';
 import { readArgumentFile, UsageError } from './cli';
+
+const SIDECAR_SIM = 'sidecar-sim:';
 
 /**
  * What `--room sim:@scenario.json` (or `sim:{...}`) and `--local-bucket-root DIR` mean for
  * the local runners: a simulated room per request, and files instead of COS. A wrong --room is a
- * UsageError saying what to type.
+ * UsageError saying what to type. `sidecar-sim:` plays the same scenario inside the liteav room
+ * process, through its delegate and the pipes to Node, as the production room would deliver it.
  */
 export function localRecordDependencies(options: { room?: string; localBucketRoot?: string }): RecordHandlerDependencies {
   const deps: RecordHandlerDependencies = { terminationSignals: ['SIGTERM', 'SIGINT'] };
   if (options.room !== undefined) {
     const scenario = parseRoomArgument(options.room);
-    deps.createRoom = () => createRoomSimulator(scenario);
+    if (options.room.startsWith(SIDECAR_SIM)) {
+      const config = readConfig(process.env);
+      deps.createRoom = (context) =>
+        createLiteavRoom({ python: liteavPython(config), ...context, audio: RECORDING_AUDIO, simulation: simulationPlan(scenario, { ffmpegPath: config.ffmpegPath }) });
+    } else {
+      deps.createRoom = () => createRoomSimulator(scenario);
+    }
   }
   const root = options.localBucketRoot;
   if (root !== undefined) deps.createStore = (target) => createLocalStore({ root, bucket: target.bucket });
   return deps;
 }
 
-/** `sim:@scenario.json` or `sim:{"anchors":[…]}` → the validated scenario. */
+/** `sim:@scenario.json`, `sim:{"anchors":[…]}` (or the same after `sidecar-sim:`) → the validated scenario. */
 export function parseRoomArgument(room: string): RoomScenario {
-  if (!room.startsWith('sim:')) {
-    throw new UsageError(`--room ${room}: the only local room is the simulator, --room sim:@scenario.json or --room sim:'{json}' (leave --room out for trtc-electron-sdk)`);
+  const kind = [SIDECAR_SIM, 'sim:'].find((prefix) => room.startsWith(prefix));
+  if (!kind) {
+    throw new UsageError(
+      `--room ${room}: the local rooms are the simulator, --room sim:@scenario.json or --room sim:'{json}', and the same played by the liteav room process, --room sidecar-sim:@scenario.json (leave --room out for the production room, TRTC_ROOM_SDK)`,
+    );
   }
-  const spec = room.slice('sim:'.length);
+  const spec = room.slice(kind.length);
   let text = spec;
   let source = `--room ${room}`;
   if (spec.startsWith('@')) {
     const path = spec.slice(1);
-    if (path === '') throw new UsageError('--room sim:@: put the scenario file name right after @, e.g. --room sim:@scenario.json');
+    if (path === '') throw new UsageError(`--room ${kind}@: put the scenario file name right after @, e.g. --room ${kind}@scenario.json`);
     text = readArgumentFile(source, path);
   } else if (!/^\s*[{[]/.test(spec)) {
     // `sim:scenario.json`: a file name without its @ would otherwise fail as "Unexpected token s".
-    throw new UsageError(`--room sim:${spec} is neither JSON nor a file reference: use --room sim:@${spec}`);
+    throw new UsageError(`--room ${kind}${spec} is neither JSON nor a file reference: use --room ${kind}@${spec}`);
   } else {
-    source = '--room sim:<json>';
+    source = `--room ${kind}<json>`;
   }
   let json: unknown;
   try {

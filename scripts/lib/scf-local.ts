@@ -1,8 +1,9 @@
 import { liteavPython, type RecordHandlerDependencies } from '../../functions/scf-record';
-import { readConfig } from '../../shared/config';
+import { readConfig, type RuntimeConfig } from '../../shared/config';
 import { ValidationError } from '../../shared/errors';
 import { RECORDING_AUDIO } from '../../shared/outputs/recording/encoder-args';
-import { createLiteavRoom } from '../../shared/sources/liteav/liteav-room';
+import { createLiteavRoom, type LiteavRoom } from '../../shared/sources/liteav/liteav-room';
+import type { RoomContext } from '../../shared/sources/room-source';
 import { createRoomSimulator, parseRoomScenario, simulationPlan, type RoomScenario } from '../../shared/sources/room-simulator';
 import { createLocalStore } from '../../shared/storage/local';
 import { readArgumentFile, UsageError } from './cli';
@@ -19,17 +20,17 @@ export function localRecordDependencies(options: { room?: string; localBucketRoo
   const deps: RecordHandlerDependencies = { terminationSignals: ['SIGTERM', 'SIGINT'] };
   if (options.room !== undefined) {
     const scenario = parseRoomArgument(options.room);
-    if (options.room.startsWith(SIDECAR_SIM)) {
-      const config = readConfig(process.env);
-      deps.createRoom = (context) =>
-        createLiteavRoom({ python: liteavPython(config), ...context, audio: RECORDING_AUDIO, simulation: simulationPlan(scenario, { ffmpegPath: config.ffmpegPath }) });
-    } else {
-      deps.createRoom = () => createRoomSimulator(scenario);
-    }
+    deps.createRoom = options.room.startsWith(SIDECAR_SIM) ? sidecarSimRoom(scenario) : () => createRoomSimulator(scenario);
   }
   const root = options.localBucketRoot;
   if (root !== undefined) deps.createStore = (target) => createLocalStore({ root, bucket: target.bucket });
   return deps;
+}
+
+/** The scenario played by the liteav room process (its simulated room), through the pipes the production room uses. */
+export function sidecarSimRoom(scenario: RoomScenario, config: RuntimeConfig = readConfig(process.env)): (context: RoomContext) => LiteavRoom {
+  const simulation = simulationPlan(scenario, { ffmpegPath: config.ffmpegPath });
+  return (context) => createLiteavRoom({ python: liteavPython(config), ...context, audio: RECORDING_AUDIO, simulation });
 }
 
 /** `sim:@scenario.json`, `sim:{"anchors":[…]}` (or the same after `sidecar-sim:`) → the validated scenario. */

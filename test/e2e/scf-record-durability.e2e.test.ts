@@ -16,7 +16,7 @@ import { createRoomSimulator, parseRoomScenario } from '../../shared/sources/roo
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { describeWithBrowser, startStaticServer, type StaticServer } from '../support/browser';
 import { decodeMedia, type DecodedMedia } from '../support/media-tools';
-import { processesUnderWorkRoot } from '../support/process';
+import { processesUnderWorkRoot, runningProcessesMatching } from '../support/process';
 
 const cosKeys = { SecretId: 'AKIDdurable', SecretKey: 'durable-cos-secret' };
 const bucket = 'durable-1250000000';
@@ -70,19 +70,29 @@ function expectWhole(decoded: DecodedMedia, seconds: number, label: string): voi
 }
 
 describe('the recorder stores while it records', () => {
-  it.each([5, 9])('leaves playable objects after a SIGKILL %s s in, and its encoders do not outlive it', async (killAt) => {
+  // sidecar-sim: the room is the liteav room process (its simulated room), which must also end by itself.
+  it.each([
+    [5, 'sim'],
+    [9, 'sim'],
+    [5, 'sidecar-sim'],
+  ] as const)('leaves playable objects after a SIGKILL %s s in (room: %s), and neither its encoders nor its room process outlive it', async (killAt, room) => {
     const tmp = await mkdtemp(join(workRoot, 'kill-'));
     const hostRequest = request();
-    const host = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/record-host.ts', JSON.stringify(hostRequest), JSON.stringify(scenario(60))], {
+    const host = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/record-host.ts', JSON.stringify(hostRequest), JSON.stringify(scenario(60)), room], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, ...env({ MEDIA_TMP_DIR: tmp }) },
     });
     await new Promise((resolve) => setTimeout(resolve, killAt * 1000));
+    if (room === 'sidecar-sim') {
+      const roomProcesses = runningProcessesMatching('room_process.py');
+      expect((await processesUnderWorkRoot(tmp)).filter((pid) => roomProcesses.includes(pid))).toHaveLength(1);
+    }
     host.kill('SIGKILL');
     await once(host, 'exit');
 
-    // The encoders see their input end and their output pipe break: they exit on their own.
-    await expect.poll(() => processesUnderWorkRoot(tmp), { timeout: 10_000, interval: 200 }).toEqual([]);
+    // The encoders see their input end and their output pipe break: they exit on their own. So does
+    // the room process (its stdin closes; PR_SET_PDEATHSIG), within 5 s, and its simulated anchors' ffmpegs.
+    await expect.poll(() => processesUnderWorkRoot(tmp), { timeout: room === 'sidecar-sim' ? 5_000 : 10_000, interval: 200 }).toEqual([]);
 
     const keys = cos.listKeys(bucket, `durable/${hostRequest.RoomId}/`);
     // A recording gets its first append with its first fragment: alice's has been stored by now.

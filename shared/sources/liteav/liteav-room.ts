@@ -37,6 +37,9 @@ const EXIT_CONFIRM_TIMEOUT_MS = 5_000;
 /** The room process exits within ~2.5 s of its stdin closing; then SIGTERM, then SIGKILL. */
 const PROCESS_EXIT_GRACE_MS = 4_000;
 const STDERR_TAIL_LINES = 20;
+/** The room process's pipes for frames (room_process.py AUDIO_FD, VIDEO_FD). */
+const AUDIO_FD = 4;
+const VIDEO_FD = 5;
 /** What RoomListener.error gets for trouble of the room process itself (TRTC's generic ERR_FAILED). */
 const ROOM_PROCESS_ERROR_CODE = -1;
 
@@ -61,8 +64,8 @@ function killWithUs(child: ChildProcess): void {
 
 /**
  * The production room on Linux: Tencent's liteav SDK in its own Python process (room_process.py),
- * spawned without a shell and supervised like ffmpeg. Control and events go over JSON lines, media
- * over a binary pipe; the process leaves the room and exits when its stdin closes, and by
+ * spawned without a shell and supervised like ffmpeg. Control and events go over JSON lines, audio
+ * and video over a binary pipe each; the process leaves the room and exits when its stdin closes, and by
  * PR_SET_PDEATHSIG when this process dies, so a killed function never leaves a recorder in a room.
  */
 class RoomProcess implements LiteavRoom {
@@ -84,8 +87,9 @@ class RoomProcess implements LiteavRoom {
     this.state = 'entering';
     this.listener = listener;
     const child = spawn(this.options.python, ['-B', this.options.script ?? join(__dirname, 'room_process.py')], {
-      // stdin: control (EOF: leave and exit); stdout: unused (the SDK's console is read inside); stderr: diagnostics; 3: events; 4: media.
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
+      // stdin: control (EOF: leave and exit); stdout: unused (the SDK's console is read inside);
+      // stderr: diagnostics; 3: events; 4: audio; 5: video (apart, so audio never waits behind a picture).
+      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       shell: false,
       env: { ...process.env, ...this.options.env, HOME: join(this.options.workDir, 'liteav-home'), PYTHONDONTWRITEBYTECODE: '1' },
     });
@@ -100,23 +104,25 @@ class RoomProcess implements LiteavRoom {
       });
     });
     // Pipes to a process that died must not crash us; its exit is reported through 'close'.
-    for (const stream of [child.stdin, child.stdio[3], child.stdio[4]]) stream?.on('error', () => {});
+    for (const stream of child.stdio) stream?.on('error', () => {});
     createInterface({ input: child.stderr! }).on('line', (line) => {
       this.stderrTail.push(line);
       if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     });
     createInterface({ input: child.stdio[3] as Readable }).on('line', (line) => this.onEventLine(line));
-    const media = new RoomMediaReader();
-    (child.stdio[4] as Readable).on('data', (chunk: Buffer) => {
-      let frames: RoomMediaFrame[];
-      try {
-        frames = media.push(chunk);
-      } catch (error) {
-        this.fail(`the room process's media stream is broken: ${error instanceof Error ? error.message : String(error)}`);
-        return;
-      }
-      for (const frame of frames) this.onFrame(frame);
-    });
+    for (const fd of [AUDIO_FD, VIDEO_FD]) {
+      const media = new RoomMediaReader();
+      (child.stdio[fd] as Readable).on('data', (chunk: Buffer) => {
+        let frames: RoomMediaFrame[];
+        try {
+          frames = media.push(chunk);
+        } catch (error) {
+          this.fail(`the room process's media stream is broken: ${error instanceof Error ? error.message : String(error)}`);
+          return;
+        }
+        for (const frame of frames) this.onFrame(frame);
+      });
+    }
 
     const enterTimeoutMs = this.options.enterTimeoutMs ?? DEFAULT_ENTER_TIMEOUT_MS;
     const entered = new Promise<void>((resolve, reject) => {

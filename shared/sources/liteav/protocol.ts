@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /*
  * The pipes between Node and the room process (room_process.py): control commands and events are
- * JSON lines; media is a binary stream of frames, each a fixed header, the user id, the payload.
+ * JSON lines; audio and video each have a pipe carrying binary frames, each a fixed header, the user
+ * id, the payload.
  */
 
 /**

@@ -5,16 +5,17 @@ The TRTC room process: one recording's room, owned by Tencent's Linux server SDK
 
   fd 0  Node -> here: control, JSON lines (enter, leave, kick). EOF means Node is gone: leave, exit.
   fd 3  here -> Node: events, JSON lines.
-  fd 4  here -> Node: media, binary frames (FRAME_HEADER, the user id, then the payload).
+  fd 4  here -> Node: audio frames, binary (FRAME_HEADER, the user id, then the payload).
+  fd 5  here -> Node: video frames, the same way: apart from audio, which never waits behind a picture.
   fd 2  this process's own diagnostics (Node keeps the last lines). The SDK's console log goes to a
         pipe read here (the last lines name its errors); its log files go to the work dir.
 
 The SDK calls the delegate on its own threads: every callback copies what it needs, queues it and
 returns. None blocks or raises (an exception escaping a pybind11 callback ends the process).
 
-Back-pressure: when Node reads media slower than it comes, queued video is dropped, oldest first,
-and counted (the count rides on the user's next frame to Node); audio is never dropped for video.
-Memory is bounded: VIDEO_QUEUE_BYTES and AUDIO_QUEUE_MS per user.
+Back-pressure: when Node reads pictures slower than they come, queued video is dropped, oldest
+first, and counted (the count rides on the user's next picture to Node); audio has its own pipe and
+is never dropped for video. Memory is bounded: VIDEO_QUEUE_BYTES, and AUDIO_QUEUE_MS per user.
 """
 
 import collections
@@ -35,6 +36,9 @@ import time
 FRAME_HEADER = struct.Struct('<IBBHIIdd')
 KIND_AUDIO = 1
 KIND_VIDEO = 2
+EVENTS_FD = 3
+AUDIO_FD = 4
+VIDEO_FD = 5
 
 # The SDK's values (checked against liteav when it is loaded).
 STREAM_TYPE_AUDIO = 1
@@ -142,106 +146,147 @@ class EventChannel:
                 self.ready.notify_all()
 
 
-class MediaChannel:
+class FrameChannel:
     """
-    Frames to Node, audio first. Video waits in a bounded queue; when Node falls behind, the oldest
-    queued picture of that user (or, past the byte budget, of anyone) is dropped and counted.
+    Frames of one kind to Node on their own pipe and thread, from a bounded queue. Audio and video
+    have a pipe each, so audio never waits behind a picture that Node is slow to read.
     """
 
-    def __init__(self, fd, on_broken, on_audio_dropped):
+    def __init__(self, fd, kind, on_broken):
         self.fd = fd
+        self.kind = kind
         self.on_broken = on_broken
-        self.on_audio_dropped = on_audio_dropped
         self.ready = threading.Condition()
-        self.audio = collections.deque()
-        self.video = collections.deque()
-        self.video_bytes = 0
-        self.video_queued = collections.Counter()
-        self.audio_queued_ms = collections.Counter()
-        self.video_dropped = collections.Counter()
+        self.queue = collections.deque()
         self.closed = False
-        threading.Thread(target=self.run, name='media', daemon=True).start()
+        threading.Thread(target=self.run, name='media-%d' % kind, daemon=True).start()
 
-    def audio_frame(self, user_id, data, sample_rate, channels, pts_ms, arrival_ms):
-        if not data or sample_rate <= 0 or channels <= 0:
-            return
-        frame_ms = len(data) * 1000.0 / (sample_rate * channels * 2)
-        dropped_ms = 0
+    def put(self, frame):
+        """Queues (user_id, data, first, second, pts_ms, arrival_ms, size); returns what had to be dropped for it."""
         with self.ready:
             if self.closed:
-                return
-            # Only a Node that stopped reading for AUDIO_QUEUE_MS gets here; it is told how much was lost.
-            while self.audio_queued_ms[user_id] + frame_ms > AUDIO_QUEUE_MS:
-                dropped = self._drop_oldest(self.audio, user_id)
-                if dropped is None:
-                    break
-                dropped_ms += dropped[6]
-            self.audio.append((user_id, data, sample_rate, channels, pts_ms, arrival_ms, frame_ms))
-            self.audio_queued_ms[user_id] += frame_ms
+                return []
+            dropped = self.make_room(frame)
+            self.queue.append(frame)
+            self.queued(frame, +1)
             self.ready.notify()
-        if dropped_ms:
-            self.on_audio_dropped(user_id, dropped_ms)
-
-    def video_frame(self, user_id, data, width, height, pts_ms, arrival_ms):
-        if not data or width <= 0 or height <= 0:
-            return
-        with self.ready:
-            if self.closed:
-                return
-            if self.video_queued[user_id] >= VIDEO_QUEUE_FRAMES_PER_USER:
-                self._drop_oldest(self.video, user_id)
-            while self.video and self.video_bytes + len(data) > VIDEO_QUEUE_BYTES:
-                self._drop_oldest(self.video, None)
-            self.video.append((user_id, data, width, height, pts_ms, arrival_ms))
-            self.video_bytes += len(data)
-            self.video_queued[user_id] += 1
-            self.ready.notify()
-
-    def _drop_oldest(self, queue, user_id):
-        """Drops the oldest queued frame of `user_id` (None: of anyone); returns it, or None."""
-        for index, item in enumerate(queue):
-            if user_id is None or item[0] == user_id:
-                del queue[index]
-                if queue is self.video:
-                    self.video_bytes -= len(item[1])
-                    self.video_queued[item[0]] -= 1
-                    self.video_dropped[item[0]] += 1
-                else:
-                    self.audio_queued_ms[item[0]] -= item[6]
-                return item
-        return None
+            return dropped
 
     def close(self):
         with self.ready:
             self.closed = True
-            self.audio.clear()
-            self.video.clear()
+            self.queue.clear()
             self.ready.notify()
+
+    def drop_oldest(self, user_id):
+        """Drops the oldest queued frame of `user_id` (None: of anyone); returns it, or None."""
+        for index, frame in enumerate(self.queue):
+            if user_id is None or frame[0] == user_id:
+                del self.queue[index]
+                self.queued(frame, -1)
+                return frame
+        return None
 
     def run(self):
         while True:
             with self.ready:
-                while not self.audio and not self.video and not self.closed:
+                while not self.queue and not self.closed:
                     self.ready.wait()
                 if self.closed:
                     return
-                if self.audio:
-                    user_id, data, rate, channels, pts_ms, arrival_ms, frame_ms = self.audio.popleft()
-                    self.audio_queued_ms[user_id] -= frame_ms
-                    fields = (KIND_AUDIO, channels, rate, 0)
-                else:
-                    user_id, data, width, height, pts_ms, arrival_ms = self.video.popleft()
-                    self.video_bytes -= len(data)
-                    self.video_queued[user_id] -= 1
-                    fields = (KIND_VIDEO, width, height, self.video_dropped.pop(user_id, 0))
+                frame = self.queue.popleft()
+                self.queued(frame, -1)
+                dropped = self.taken(frame)
+            user_id, data, first, second, pts_ms, arrival_ms, _ = frame
             user = user_id.encode()
-            kind, first, second, dropped = fields
-            header = FRAME_HEADER.pack(len(data), kind, len(user), first, second, dropped, arrival_ms, float(pts_ms))
+            header = FRAME_HEADER.pack(len(data), self.kind, len(user), first, second, dropped, arrival_ms, float(pts_ms))
             try:
                 write_all(self.fd, [header, user, data])
             except OSError:
                 self.on_broken()
                 return
+
+    # Per kind: what a full queue drops, the queue's accounting, the count sent with a frame.
+    def make_room(self, frame):
+        raise NotImplementedError
+
+    def queued(self, frame, sign):
+        raise NotImplementedError
+
+    def taken(self, frame):
+        return 0
+
+
+class AudioChannel(FrameChannel):
+    """Never dropped for video; only a Node that stopped reading for AUDIO_QUEUE_MS loses its oldest audio."""
+
+    def __init__(self, fd, on_broken):
+        self.queued_ms = collections.Counter()
+        FrameChannel.__init__(self, fd, KIND_AUDIO, on_broken)
+
+    def make_room(self, frame):
+        dropped = []
+        while self.queued_ms[frame[0]] + frame[6] > AUDIO_QUEUE_MS:
+            oldest = self.drop_oldest(frame[0])
+            if oldest is None:
+                break
+            dropped.append(oldest)
+        return dropped
+
+    def queued(self, frame, sign):
+        self.queued_ms[frame[0]] += sign * frame[6]
+
+
+class VideoChannel(FrameChannel):
+    """When Node falls behind, the oldest queued picture of that user (past the byte budget, of anyone) is dropped and counted."""
+
+    def __init__(self, fd, on_broken):
+        self.queued_frames = collections.Counter()
+        self.queued_bytes = 0
+        self.dropped = collections.Counter()
+        FrameChannel.__init__(self, fd, KIND_VIDEO, on_broken)
+
+    def make_room(self, frame):
+        dropped = []
+        if self.queued_frames[frame[0]] >= VIDEO_QUEUE_FRAMES_PER_USER:
+            dropped.append(self.drop_oldest(frame[0]))
+        while self.queue and self.queued_bytes + frame[6] > VIDEO_QUEUE_BYTES:
+            dropped.append(self.drop_oldest(None))
+        for oldest in dropped:
+            self.dropped[oldest[0]] += 1
+        return dropped
+
+    def queued(self, frame, sign):
+        self.queued_frames[frame[0]] += sign
+        self.queued_bytes += sign * frame[6]
+
+    def taken(self, frame):
+        return self.dropped.pop(frame[0], 0)
+
+
+class MediaChannels:
+    """The audio and video pipes to Node."""
+
+    def __init__(self, audio_fd, video_fd, on_broken, on_audio_dropped):
+        self.audio = AudioChannel(audio_fd, on_broken)
+        self.video = VideoChannel(video_fd, on_broken)
+        self.on_audio_dropped = on_audio_dropped
+
+    def audio_frame(self, user_id, data, sample_rate, channels, pts_ms, arrival_ms):
+        if not data or sample_rate <= 0 or channels <= 0:
+            return
+        frame_ms = len(data) * 1000.0 / (sample_rate * channels * 2)
+        dropped = self.audio.put((user_id, data, channels, sample_rate, pts_ms, arrival_ms, frame_ms))
+        if dropped:
+            self.on_audio_dropped(user_id, sum(frame[6] for frame in dropped))
+
+    def video_frame(self, user_id, data, width, height, pts_ms, arrival_ms):
+        if data and width > 0 and height > 0:
+            self.video.put((user_id, data, width, height, pts_ms, arrival_ms, len(data)))
+
+    def close(self):
+        self.audio.close()
+        self.video.close()
 
 
 class ConsoleTail:
@@ -842,7 +887,7 @@ def main():
         os._exit(0)  # the parent died before prctl took effect
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is Node's to handle: it tells us to leave
     diag = os.fdopen(os.dup(2), 'w', buffering=1)
-    for fd in (3, 4):
+    for fd in (EVENTS_FD, AUDIO_FD, VIDEO_FD):
         os.set_blocking(fd, True)
 
     state = {'room': None, 'cloud': None}
@@ -865,8 +910,8 @@ def main():
         threading.Thread(target=shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, lambda *_: shutdown(0))
-    events = EventChannel(3, broken)
-    media = MediaChannel(4, broken, lambda user_id, ms: events.send('audio-dropped', userId=user_id, ms=round(ms)))
+    events = EventChannel(EVENTS_FD, broken)
+    media = MediaChannels(AUDIO_FD, VIDEO_FD, broken, lambda user_id, ms: events.send('audio-dropped', userId=user_id, ms=round(ms)))
 
     for raw in sys.stdin.buffer:
         try:

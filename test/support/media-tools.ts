@@ -152,28 +152,6 @@ async function ffprobeBytes(bytes: Buffer, extension: string, args: string[]): P
   }
 }
 
-/**
- * Stretches of a recording's audio quieter than -50 dBFS for at least `minSeconds` (ffmpeg's
- * silencedetect): where audio was lost and silence stands in for it.
- */
-export async function silentStretches(bytes: Buffer, extension: string, minSeconds = 0.2): Promise<Array<{ start: number; end: number | null }>> {
-  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'silence-'));
-  const file = path.join(dir, `media.${extension}`);
-  try {
-    await fs.promises.writeFile(file, bytes);
-    const result = await runTracked(ffmpegPath, ['-hide_banner', '-nostdin', '-i', file, '-vn', '-af', `silencedetect=n=-50dB:d=${minSeconds}`, '-f', 'null', '-'], 120_000);
-    if (result.code !== 0) throw new Error(`ffmpeg could not decode the audio of ${bytes.length} bytes of ${extension}: ${result.stderr.trim().slice(-500)}`);
-    const stretches: Array<{ start: number; end: number | null }> = [];
-    for (const match of result.stderr.matchAll(/silence_(start|end): (-?[\d.]+)/g)) {
-      if (match[1] === 'start') stretches.push({ start: Number(match[2]), end: null });
-      else if (stretches.length > 0) stretches[stretches.length - 1]!.end = Number(match[2]);
-    }
-    return stretches;
-  } finally {
-    await fs.promises.rm(dir, { recursive: true, force: true });
-  }
-}
-
 export interface DecodedMedia {
   format: string;
   duration?: number;

@@ -9,6 +9,11 @@
  * 2. Stop → callback for a short and a long recording: the real AnchorRecorder records a 720p15
  *    anchor into the COS emulator through GrowingObjectUpload, on a clock running faster than
  *    real time; then stop(), the last fragment's append and the callback POST are timed.
+ * 3. The room boundary: the whole recorder (the handler, its encoders, the room) recording the same
+ *    720p15 anchors (with audio) in real time through `--room sim:` (frames made in the Node process)
+ *    and `--room sidecar-sim:` (the same frames made by the liteav room process and sent to Node
+ *    through its pipes, as the production room sends the SDK's), each in its own process; CPU of
+ *    the whole process tree per anchor-minute, median of interleaved rounds.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -37,6 +42,9 @@ const STOP_MINUTES = (process.env.BENCH_STOP_MINUTES ?? '1,10').split(',').map(N
 /** How much faster than real time the recorder's clock runs for the stop measurement. */
 const SPEED = Number(process.env.BENCH_SPEED ?? 4);
 const CACHE = resolve('.cache', 'bench-record');
+const ROOM_SECONDS = Number(process.env.BENCH_ROOM_SECONDS ?? 40);
+const ROOM_ANCHORS = Number(process.env.BENCH_ROOM_ANCHORS ?? 2);
+const ROOMS = ['sim', 'sidecar-sim'] as const;
 
 /** Raw pictures (testsrc2) in the Matroska framing the recorder sends, cached. */
 async function rawVideo(width: number, height: number): Promise<string> {
@@ -98,6 +106,34 @@ async function encoderCost(label: string, width: number, height: number, preset:
   return { label, cpuPerMinute: cpu * scale, megabytesPerMinute: (statSync(output).size / 1024 / 1024) * scale };
 }
 
+interface RoomCost {
+  room: (typeof ROOMS)[number];
+  /** The whole tree: Node, encoders, the room (simulator or room process and its ffmpegs). */
+  cpuPerAnchorMinute: number;
+  nodeCpuPerAnchorMinute: number;
+  dropped: number;
+}
+
+/** The handler recording ROOM_ANCHORS 720p15 anchors for ROOM_SECONDS through one kind of room, in its own process. */
+async function roomCost(room: RoomCost['room'], work: string): Promise<RoomCost> {
+  const scenario = { anchors: Array.from({ length: ROOM_ANCHORS }, (_, i) => ({ userId: `anchor${i}`, width: 1280, height: 720, fps: FPS })), end: { at: ROOM_SECONDS, reason: 'dismissed' } };
+  const before = cpuSeconds().children;
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'bench', 'record-room.ts'), room, JSON.stringify(scenario), join(work, `room-${room}`)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MEDIA_TMP_DIR: work },
+  });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const [code] = await once(child, 'close');
+  const cpu = cpuSeconds().children - before;
+  const report = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { nodeCpu: number; files?: Array<{ Status: number; DroppedFrames: number }>; error?: unknown };
+  if (code !== 0 || !report.files || report.files.length !== ROOM_ANCHORS || report.files.some((file) => file.Status !== 1)) {
+    throw new Error(`--room ${room}: the recording failed (exit ${code}): ${stdout}`);
+  }
+  const anchorMinutes = (ROOM_ANCHORS * ROOM_SECONDS) / 60;
+  return { room, cpuPerAnchorMinute: cpu / anchorMinutes, nodeCpuPerAnchorMinute: report.nodeCpu / anchorMinutes, dropped: report.files.reduce((sum, file) => sum + file.DroppedFrames, 0) };
+}
+
 /** stop() → stored → callback delivered, after `minutes` of 720p15 recorded faster than real time. */
 async function stopToCallback(minutes: number, store: ReturnType<typeof createCosStore>, callbackUrl: string, pictures: Buffer[]) {
   const logger = createLogger({ requestId: 'bench', level: 'error' });
@@ -156,6 +192,14 @@ async function main(): Promise<void> {
       megabytesPerMinute: median(samples.get(label)!.map((cost) => cost.megabytesPerMinute)),
     }));
 
+    const roomSamples = new Map<RoomCost['room'], RoomCost[]>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const room of ROOMS) {
+        log(`recording ${ROOM_ANCHORS} anchors at 720p15 for ${ROOM_SECONDS} s through --room ${room}, round ${round} of ${ROUNDS}…`);
+        roomSamples.set(room, [...(roomSamples.get(room) ?? []), await roomCost(room, work)]);
+      }
+    }
+
     const store = createCosStore({ bucket: 'bench-1250000000', region: 'ap-guangzhou', endpoint: cos.endpoint, credentials: { secretId: 'bench-id', secretKey: 'bench-key' } });
     const frames = spawnSync(ffmpeg, ['-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${FPS}`, '-frames:v', '30', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', '-'], { maxBuffer: 2 ** 30 }).stdout;
     const size = i420Size(1280, 720);
@@ -183,6 +227,24 @@ async function main(): Promise<void> {
     console.log('|---|---:|---:|');
     for (const stop of stops) console.log(`| ${stop.minutes} min (${stop.duration.toFixed(0)} s recorded, ${stop.dropped} frames dropped) | ${(stop.storedBytes / 1024 / 1024).toFixed(1)} MB | ${stop.seconds.toFixed(2)} s |`);
     console.log('target: the same for any length, ≤ 2 s');
+
+    const roomCosts = ROOMS.map((room) => {
+      const samples = roomSamples.get(room)!;
+      return {
+        room,
+        cpu: median(samples.map((sample) => sample.cpuPerAnchorMinute)),
+        node: median(samples.map((sample) => sample.nodeCpuPerAnchorMinute)),
+        all: samples.map((sample) => sample.cpuPerAnchorMinute.toFixed(2)).join(', '),
+        dropped: samples.map((sample) => sample.dropped).join(', '),
+      };
+    });
+    console.log(`\nthe room boundary: the whole recorder, ${ROOM_ANCHORS} anchors at 720p15 + audio (mode 02) for ${ROOM_SECONDS} s in real time, each run in its own process (median of ${ROUNDS} interleaved rounds)`);
+    console.log('| room | CPU-s per anchor-minute, whole tree | of which the Node process | rounds | frames dropped |');
+    console.log('|---|---:|---:|---|---|');
+    for (const cost of roomCosts) console.log(`| --room ${cost.room} | ${cost.cpu.toFixed(2)} | ${cost.node.toFixed(2)} | ${cost.all} | ${cost.dropped} |`);
+    const [sim, sidecar] = roomCosts as [(typeof roomCosts)[number], (typeof roomCosts)[number]];
+    const extra = sidecar.cpu / sim.cpu - 1;
+    console.log(`sidecar-sim vs sim: ${extra >= 0 ? '+' : ''}${(100 * extra).toFixed(1)}% CPU per anchor-minute (target: at most +10% at 720p15: ${extra <= 0.1 ? 'met' : 'NOT met'})`);
   } finally {
     receiver.close();
     await cos.close();

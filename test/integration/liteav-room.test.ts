@@ -205,8 +205,12 @@ describe('the room process, with its simulated room', () => {
     }
   });
 
-  it('when Node reads too slowly, drops pictures (counted on the next one) and never audio', async () => {
-    const { room } = await simulatedRoom({ anchors: [{ userId: 'alice', width: 1280, height: 720, fps: 30 }], end: { at: 4, reason: 'dismissed' } });
+  // Pictures come through the room process's shared memory (its video ring), or through the pipe when Node cannot open it.
+  it.each([
+    ['through the video ring', true],
+    ['through the pipe', false],
+  ])('when Node reads too slowly, drops pictures (counted on the next one) and never audio (%s)', async (_how, videoRing) => {
+    const { room } = await simulatedRoom({ anchors: [{ userId: 'alice', width: 1280, height: 720, fps: 30 }], end: { at: 4, reason: 'dismissed' } }, { videoRing });
     const seen = recordingListener();
     await room.enter(target, seen.listener);
     // Node busy 250 ms at a time: the room process must hold audio and shed pictures meanwhile.
@@ -219,8 +223,9 @@ describe('the room process, with its simulated room', () => {
     const dropped = seen.video.reduce((sum, frame) => sum + (frame.droppedBefore ?? 0), 0);
     expect(dropped, `${seen.video.length} pictures delivered`).toBeGreaterThan(0);
     expect(seen.video.length + dropped).toBeGreaterThanOrEqual(100);
-    // Every 20 ms of audio of the 4 s, in order, none missing.
+    // Every 20 ms of audio of the 4 s, in order, none missing; every picture delivered whole.
     expect(seen.audio.length).toBeGreaterThanOrEqual(190);
+    expect(seen.video.every((frame) => frame.data.length === 1280 * 720 * 1.5)).toBe(true);
     const gaps = seen.audio.slice(1).filter((frame, i) => frame.timestampMs < seen.audio[i]!.timestampMs);
     expect(gaps).toEqual([]);
   });

@@ -5,17 +5,18 @@ import { readConfig } from '../../shared/config';
 import { encodeMediaFrame, MEDIA_HEADER_BYTES, parseRoomEvent, RoomMediaReader, type RoomMediaFrame } from '../../shared/sources/liteav/protocol';
 import { repoRoot } from '../support/liteav';
 
-const audio: RoomMediaFrame = { kind: 'audio', userId: 'alice', data: Buffer.alloc(1920, 7), sampleRate: 48_000, channels: 1, arrivalMs: 20.5, ptsMs: 123456789012 };
-const video: RoomMediaFrame = { kind: 'video', userId: '用户_b', data: Buffer.alloc(16 * 16 * 1.5, 9), width: 16, height: 16, droppedBefore: 3, arrivalMs: 33.25, ptsMs: 40 };
+const audio: RoomMediaFrame = { kind: 'audio', userId: 'alice', data: Buffer.alloc(1920, 7), inRing: null, sampleRate: 48_000, channels: 1, arrivalMs: 20.5, ptsMs: 123456789012 };
+const video: RoomMediaFrame = { kind: 'video', userId: '用户_b', data: Buffer.alloc(16 * 16 * 1.5, 9), inRing: null, width: 16, height: 16, droppedBefore: 3, arrivalMs: 33.25, ptsMs: 40 };
 
 describe('the media pipe', () => {
   it('reads frames back whatever the chunking, each payload its own copy', () => {
-    const stream = Buffer.concat([encodeMediaFrame(audio), encodeMediaFrame(video), encodeMediaFrame(audio)]);
+    const inRing: RoomMediaFrame = { ...video, data: Buffer.alloc(0), inRing: { offset: 4096, bytes: 384 } };
+    const stream = Buffer.concat([encodeMediaFrame(audio), encodeMediaFrame(video), encodeMediaFrame(inRing), encodeMediaFrame(audio)]);
     for (const size of [1, 7, MEDIA_HEADER_BYTES, 1000, stream.length]) {
       const reader = new RoomMediaReader();
       const frames: RoomMediaFrame[] = [];
       for (let offset = 0; offset < stream.length; offset += size) frames.push(...reader.push(stream.subarray(offset, offset + size)));
-      expect(frames, `chunks of ${size}`).toEqual([audio, video, audio]);
+      expect(frames, `chunks of ${size}`).toEqual([audio, video, inRing, audio]);
       expect(frames[0]!.data.buffer).not.toBe(stream.buffer);
     }
   });
@@ -33,7 +34,7 @@ describe('the media pipe', () => {
       `spec = importlib.util.spec_from_file_location('room_process', ${JSON.stringify(join(repoRoot, 'shared/sources/liteav/room_process.py'))})`,
       'module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)',
       "user = '用户_b'.encode()",
-      "sys.stdout.buffer.write(module.FRAME_HEADER.pack(384, module.KIND_VIDEO, len(user), 16, 16, 3, 33.25, 40.0) + user)",
+      "sys.stdout.buffer.write(module.FRAME_HEADER.pack(384, module.KIND_VIDEO, len(user), 16, 16, 3, 33.25, 40.0, module.INLINE) + user)",
     ].join('\n');
     const python = spawnSync('python3', ['-c', script]);
     expect(python.stderr.toString()).toBe('');

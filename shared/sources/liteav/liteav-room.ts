@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, read } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -26,6 +27,8 @@ export interface LiteavRoomOptions {
   enterTimeoutMs?: number;
   /** `--room sidecar-sim:`: the room process plays this scripted room instead of joining TRTC. */
   simulation?: SimulationPlan;
+  /** Pictures through the room process's shared memory (default), or all through the pipe. */
+  videoRing?: boolean;
 }
 
 /** A room source whose room process can be told it was removed, as RemoveUser would (simulated rooms only). */
@@ -77,6 +80,11 @@ class RoomProcess implements LiteavRoom {
   private processClosed: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: 0, signal: null });
   private readonly stderrTail: string[] = [];
   private readonly log: Logger | undefined;
+  /** The room process's video ring, opened read-only, once it offered one. */
+  private ringFd: number | undefined;
+  /** Pictures in arrival order, read from the ring one at a time so they are delivered in order. */
+  private readonly pictures: RoomMediaFrame[] = [];
+  private readingPicture = false;
 
   constructor(private readonly options: LiteavRoomOptions) {
     this.log = options.logger?.child({ room: options.simulation ? 'liteav-simulated' : 'liteav' });
@@ -120,7 +128,7 @@ class RoomProcess implements LiteavRoom {
           this.fail(`the room process's media stream is broken: ${error instanceof Error ? error.message : String(error)}`);
           return;
         }
-        for (const frame of frames) this.onFrame(frame);
+        for (const frame of frames) (frame.kind === 'video' ? this.queuePicture(frame) : this.onFrame(frame));
       });
     }
 
@@ -176,7 +184,8 @@ class RoomProcess implements LiteavRoom {
     const listener = this.listener;
     switch (event.event) {
       case 'ready':
-        return this.log?.info('room process ready', { sdk: event.sdk, version: event.version, pid: event.pid });
+        this.log?.info('room process ready', { sdk: event.sdk, version: event.version, pid: event.pid, videoRing: event.videoRing !== null });
+        return this.openRing(event.videoRing);
       case 'unavailable':
         return this.enterFailed(new MediaError('TrtcSdkUnavailable', `${event.message}; \`npm ci\` installs liteav into .venv/, or set TRTC_LITEAV_PYTHON to a Python that has it`));
       case 'entered':
@@ -228,6 +237,49 @@ class RoomProcess implements LiteavRoom {
         ...(frame.droppedBefore > 0 ? { droppedBefore: frame.droppedBefore } : {}),
       });
     }
+  }
+
+  /** Pictures come through the room process's shared memory once we can read it: it tells them apart by `video-ring`. */
+  private openRing(path: string | null): void {
+    if (path === null || this.options.videoRing === false) return;
+    try {
+      this.ringFd = openSync(path, 'r');
+    } catch (error) {
+      this.log?.warn('cannot open the room process\'s video ring; pictures come through the pipe', { error });
+      return;
+    }
+    this.send({ op: 'video-ring' });
+  }
+
+  private queuePicture(frame: RoomMediaFrame): void {
+    this.pictures.push(frame);
+    if (!this.readingPicture) this.nextPicture();
+  }
+
+  /** One picture at a time: read from the ring (one pread) when it is there, then handed over and its space freed. */
+  private nextPicture(): void {
+    const frame = this.pictures.shift();
+    if (!frame) {
+      this.readingPicture = false;
+      return;
+    }
+    this.readingPicture = true;
+    const inRing = frame.inRing;
+    if (!inRing) {
+      this.onFrame(frame);
+      return this.nextPicture();
+    }
+    if (this.ringFd === undefined) return this.nextPicture(); // closed: we are out of the room
+    const data = Buffer.allocUnsafe(inRing.bytes);
+    read(this.ringFd, data, 0, inRing.bytes, inRing.offset, (error, bytesRead) => {
+      this.send({ op: 'read', frames: 1 });
+      if (error || bytesRead !== inRing.bytes) {
+        this.fail(`reading a picture from the room process's video ring failed: ${error?.message ?? `${bytesRead} of ${inRing.bytes} bytes`}`);
+      } else {
+        this.onFrame({ ...frame, data, inRing: null });
+      }
+      this.nextPicture();
+    });
   }
 
   private enterFailed(error: MediaError): void {
@@ -292,6 +344,10 @@ class RoomProcess implements LiteavRoom {
       await escalate('SIGKILL', 1_000);
     }
     await this.processClosed;
+    if (this.ringFd !== undefined) {
+      closeSync(this.ringFd);
+      this.ringFd = undefined;
+    }
   }
 }
 

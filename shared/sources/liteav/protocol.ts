@@ -8,10 +8,12 @@ import { z } from 'zod';
 
 /**
  * Payload length u32, kind u8, user id length u8, width | channels u16, height | sample rate u32,
- * frames dropped before this one u32, arrival ms f64, SDK pts ms f64: little-endian, 32 bytes.
- * Must match FRAME_HEADER in room_process.py.
+ * frames dropped before this one u32, arrival ms f64, SDK pts ms f64, offset in the video ring f64
+ * (-1: the payload follows the user id in the pipe): little-endian, 40 bytes. Must match
+ * FRAME_HEADER in room_process.py.
  */
-export const MEDIA_HEADER_BYTES = 32;
+export const MEDIA_HEADER_BYTES = 40;
+const INLINE = -1;
 const KIND_AUDIO = 1;
 const KIND_VIDEO = 2;
 /** Larger than any frame the SDK can hand over (a 4096x4096 I420 picture is 24 MiB). */
@@ -19,8 +21,10 @@ const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
 interface FrameTimes {
   userId: string;
-  /** Owned by the receiver: nothing else refers to it. */
+  /** Owned by the receiver: nothing else refers to it. Empty while the picture is still in the ring. */
   data: Buffer;
+  /** Where the picture waits in the room process's video ring (read it with one pread), or null: `data` has it. */
+  inRing: { offset: number; bytes: number } | null;
   /** When the room process got it, ms from entering: one clock for audio and video. */
   arrivalMs: number;
   /** The SDK's own timestamp. */
@@ -31,7 +35,10 @@ export type RoomMediaFrame =
   | (FrameTimes & { kind: 'audio'; sampleRate: number; channels: number })
   | (FrameTimes & { kind: 'video'; width: number; height: number; droppedBefore: number });
 
-/** Cuts the media pipe into frames, whatever the chunking; each payload is copied once, into its own Buffer. */
+/**
+ * Cuts a media pipe into frames, whatever the chunking; each payload in the pipe is copied once, into
+ * its own Buffer. A picture in the video ring comes with `inRing` and no data.
+ */
 export class RoomMediaReader {
   private header = Buffer.alloc(MEDIA_HEADER_BYTES);
   private headerFilled = 0;
@@ -76,7 +83,9 @@ export class RoomMediaReader {
     const kind = h.readUInt8(4);
     const userIdBytes = Buffer.alloc(h.readUInt8(5));
     if (payloadBytes > MAX_PAYLOAD_BYTES) throw new Error(`room process media: a ${payloadBytes}-byte frame is beyond any the SDK hands over`);
-    const common = { userId: '', data: Buffer.allocUnsafe(payloadBytes), arrivalMs: h.readDoubleLE(16), ptsMs: h.readDoubleLE(24) };
+    const ringOffset = h.readDoubleLE(32);
+    const inRing = ringOffset === INLINE ? null : { offset: ringOffset, bytes: payloadBytes };
+    const common = { userId: '', data: Buffer.allocUnsafe(inRing ? 0 : payloadBytes), inRing, arrivalMs: h.readDoubleLE(16), ptsMs: h.readDoubleLE(24) };
     let frame: RoomMediaFrame;
     if (kind === KIND_AUDIO) frame = { ...common, kind: 'audio', channels: h.readUInt16LE(6), sampleRate: h.readUInt32LE(8) };
     else if (kind === KIND_VIDEO) frame = { ...common, kind: 'video', width: h.readUInt16LE(6), height: h.readUInt32LE(8), droppedBefore: h.readUInt32LE(12) };
@@ -89,7 +98,7 @@ export class RoomMediaReader {
 export function encodeMediaFrame(frame: RoomMediaFrame): Buffer {
   const header = Buffer.alloc(MEDIA_HEADER_BYTES);
   const userId = Buffer.from(frame.userId, 'utf8');
-  header.writeUInt32LE(frame.data.length, 0);
+  header.writeUInt32LE(frame.inRing ? frame.inRing.bytes : frame.data.length, 0);
   header.writeUInt8(frame.kind === 'audio' ? KIND_AUDIO : KIND_VIDEO, 4);
   header.writeUInt8(userId.length, 5);
   header.writeUInt16LE(frame.kind === 'audio' ? frame.channels : frame.width, 6);
@@ -97,14 +106,16 @@ export function encodeMediaFrame(frame: RoomMediaFrame): Buffer {
   header.writeUInt32LE(frame.kind === 'video' ? frame.droppedBefore : 0, 12);
   header.writeDoubleLE(frame.arrivalMs, 16);
   header.writeDoubleLE(frame.ptsMs, 24);
-  return Buffer.concat([header, userId, frame.data]);
+  header.writeDoubleLE(frame.inRing ? frame.inRing.offset : INLINE, 32);
+  return Buffer.concat(frame.inRing ? [header, userId] : [header, userId, frame.data]);
 }
 
 const userEvent = { userId: z.string() };
 
 /** What the room process reports on its events pipe, one JSON object a line. */
 export const roomEventSchema = z.discriminatedUnion('event', [
-  z.object({ event: z.literal('ready'), sdk: z.string(), version: z.string(), pid: z.number() }),
+  /** `videoRing`: the path Node opens the room process's shared picture memory by, when it has one. */
+  z.object({ event: z.literal('ready'), sdk: z.string(), version: z.string(), pid: z.number(), videoRing: z.string().nullable() }),
   z.object({ event: z.literal('unavailable'), message: z.string() }),
   z.object({ event: z.literal('entered'), afterMs: z.number() }),
   z.object({

@@ -6,7 +6,10 @@ The TRTC room process: one recording's room, owned by Tencent's Linux server SDK
   fd 0  Node -> here: control, JSON lines (enter, leave, kick). EOF means Node is gone: leave, exit.
   fd 3  here -> Node: events, JSON lines.
   fd 4  here -> Node: audio frames, binary (FRAME_HEADER, the user id, then the payload).
-  fd 5  here -> Node: video frames, the same way: apart from audio, which never waits behind a picture.
+  fd 5  here -> Node: video frames, apart from audio, which never waits behind a picture. Once Node
+        has opened the video ring (VideoRing, shared memory it reads with one pread a picture),
+        only the header goes down the pipe, naming where in the ring the picture is; Node says
+        when it has read it (`read` on fd 0), which frees the space.
   fd 2  this process's own diagnostics (Node keeps the last lines). The SDK's console log goes to a
         pipe read here (the last lines name its errors); its log files go to the work dir.
 
@@ -21,6 +24,7 @@ is never dropped for video. Memory is bounded: VIDEO_QUEUE_BYTES, and AUDIO_QUEU
 import collections
 import json
 import os
+import queue
 import re
 import signal
 import struct
@@ -29,11 +33,12 @@ import sys
 import threading
 import time
 
-# kind u8, user id length u8, width | channels u16, height | sample rate u32, frames dropped before
-# this one u32, arrival ms f64 (this process's monotonic clock from entering: one clock for audio
-# and video), SDK pts ms f64; preceded by the payload length u32. Little-endian. Must match
-# MEDIA_HEADER in protocol.ts.
-FRAME_HEADER = struct.Struct('<IBBHIIdd')
+# Payload length u32, kind u8, user id length u8, width | channels u16, height | sample rate u32,
+# frames dropped before this one u32, arrival ms f64 (this process's monotonic clock from
+# entering: one clock for audio and video), SDK pts ms f64, offset in the video ring f64 (-1: the
+# payload follows the user id in the pipe). Little-endian, 40 bytes. Must match protocol.ts.
+FRAME_HEADER = struct.Struct('<IBBHIIddd')
+INLINE = -1.0
 KIND_AUDIO = 1
 KIND_VIDEO = 2
 EVENTS_FD = 3
@@ -53,7 +58,10 @@ SDK_ERROR_NAMES = {
 }
 CONNECTION_STATES = {0: 'init', 1: 'disconnected', 2: 'connecting', 3: 'connected'}
 
-VIDEO_QUEUE_BYTES = 48 * 1024 * 1024
+VIDEO_QUEUE_BYTES = 24 * 1024 * 1024
+# Shared memory for pictures on their way to Node: pages are touched only as far as the ring is
+# ever filled (it restarts at 0 whenever Node has read everything), so a small room stays small.
+VIDEO_RING_BYTES = 32 * 1024 * 1024
 VIDEO_QUEUE_FRAMES_PER_USER = 2
 AUDIO_QUEUE_MS = 10_000
 # How long leaving may wait for the SDK's OnExitRoom.
@@ -156,27 +164,29 @@ class FrameChannel:
         self.fd = fd
         self.kind = kind
         self.on_broken = on_broken
-        self.ready = threading.Condition()
+        self.lock = threading.Lock()
+        # One token a frame queued: the writer sleeps in a C-level get(), not a Python Condition.
+        self.tokens = queue.SimpleQueue()
         self.queue = collections.deque()
         self.closed = False
         threading.Thread(target=self.run, name='media-%d' % kind, daemon=True).start()
 
     def put(self, frame):
         """Queues (user_id, data, first, second, pts_ms, arrival_ms, size); returns what had to be dropped for it."""
-        with self.ready:
+        with self.lock:
             if self.closed:
                 return []
             dropped = self.make_room(frame)
             self.queue.append(frame)
             self.queued(frame, +1)
-            self.ready.notify()
-            return dropped
+        self.tokens.put(None)
+        return dropped
 
     def close(self):
-        with self.ready:
+        with self.lock:
             self.closed = True
             self.queue.clear()
-            self.ready.notify()
+        self.tokens.put(None)
 
     def drop_oldest(self, user_id):
         """Drops the oldest queued frame of `user_id` (None: of anyone); returns it, or None."""
@@ -189,22 +199,28 @@ class FrameChannel:
 
     def run(self):
         while True:
-            with self.ready:
-                while not self.queue and not self.closed:
-                    self.ready.wait()
+            self.tokens.get()
+            with self.lock:
                 if self.closed:
                     return
+                if not self.queue:
+                    continue  # its frame was dropped
                 frame = self.queue.popleft()
                 self.queued(frame, -1)
                 dropped = self.taken(frame)
-            user_id, data, first, second, pts_ms, arrival_ms, _ = frame
-            user = user_id.encode()
-            header = FRAME_HEADER.pack(len(data), self.kind, len(user), first, second, dropped, arrival_ms, float(pts_ms))
             try:
-                write_all(self.fd, [header, user, data])
+                if not self.send(frame, dropped):
+                    return
             except OSError:
                 self.on_broken()
                 return
+
+    def send(self, frame, dropped, ring_offset=INLINE):
+        user_id, data, first, second, pts_ms, arrival_ms, _ = frame
+        user = user_id.encode()
+        header = FRAME_HEADER.pack(len(data), self.kind, len(user), first, second, dropped, arrival_ms, float(pts_ms), ring_offset)
+        write_all(self.fd, [header, user] if ring_offset >= 0 else [header, user, data])
+        return True
 
     # Per kind: what a full queue drops, the queue's accounting, the count sent with a frame.
     def make_room(self, frame):
@@ -244,6 +260,7 @@ class VideoChannel(FrameChannel):
         self.queued_frames = collections.Counter()
         self.queued_bytes = 0
         self.dropped = collections.Counter()
+        self.users = set()
         FrameChannel.__init__(self, fd, KIND_VIDEO, on_broken)
 
     def make_room(self, frame):
@@ -262,6 +279,86 @@ class VideoChannel(FrameChannel):
 
     def taken(self, frame):
         return self.dropped.pop(frame[0], 0)
+
+    def use_ring(self, ring):
+        """From now on pictures go through `ring` (Node has opened it); the pipe carries their headers."""
+        self.ring = ring
+
+    def send(self, frame, dropped):
+        ring = getattr(self, 'ring', None)
+        if ring is None:
+            return FrameChannel.send(self, frame, dropped)
+        data = frame[1]
+        self.users.add(frame[0])
+        # Waits while Node has not read enough (meanwhile new pictures queue, and the oldest are
+        # dropped): at most VIDEO_QUEUE_FRAMES_PER_USER unread per anchor, so none arrives late.
+        offset = ring.place(len(data), VIDEO_QUEUE_FRAMES_PER_USER * len(self.users))
+        if offset is None:
+            return False
+        ring.view[offset:offset + len(data)] = data
+        return FrameChannel.send(self, frame, dropped, float(offset))
+
+    def close(self):
+        FrameChannel.close(self)
+        ring = getattr(self, 'ring', None)
+        if ring is not None:
+            ring.close()
+
+
+class VideoRing:
+    """
+    A memfd Node opens through /proc/<pid>/fd/<fd> and reads with pread: one copy into Node's
+    buffer, no pipe chunks. Pictures take contiguous space in the order they are sent; Node reads
+    them in that order, and each `read` it reports frees the oldest.
+    """
+
+    def __init__(self, size=VIDEO_RING_BYTES):
+        import mmap  # noqa: PLC0415
+        self.fd = os.memfd_create('liteav-video-ring', os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, size)
+        self.size = size
+        self.view = memoryview(mmap.mmap(self.fd, size))
+        self.path = '/proc/%d/fd/%d' % (os.getpid(), self.fd)
+        self.used = collections.deque()  # (offset, length), oldest first
+        self.head = 0
+        self.ready = threading.Condition()
+        self.closed = False
+
+    def place(self, length, max_unread):
+        """Where a picture of `length` bytes goes, once there is room and fewer than `max_unread` wait; None when closed."""
+        if length > self.size:
+            raise ValueError('a %d-byte picture is larger than the video ring' % length)
+        with self.ready:
+            while not self.closed:
+                offset = self._fit(length) if len(self.used) < max_unread else None
+                if offset is not None:
+                    self.used.append((offset, length))
+                    self.head = offset + length
+                    return offset
+                self.ready.wait()
+            return None
+
+    def _fit(self, length):
+        if not self.used:
+            return 0
+        tail = self.used[0][0]
+        wrapped = self.used[-1][0] < tail
+        if not wrapped:
+            if self.size - self.head >= length:
+                return self.head
+            return 0 if tail >= length else None
+        return self.head if tail - self.head >= length else None
+
+    def release(self, frames):
+        with self.ready:
+            for _ in range(min(frames, len(self.used))):
+                self.used.popleft()
+            self.ready.notify_all()
+
+    def close(self):
+        with self.ready:
+            self.closed = True
+            self.ready.notify_all()
 
 
 class MediaChannels:
@@ -674,6 +771,12 @@ class SimFeed:
         self.stopped = False
         self.wake = threading.Condition()
         self.process = subprocess.Popen([cloud.ffmpeg] + list(spec['args']), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            import fcntl  # noqa: PLC0415
+            # F_SETPIPE_SZ: a picture in a few reads rather than one per 64 KiB.
+            fcntl.fcntl(self.process.stdout.fileno(), 1031, 1 << 20)
+        except OSError:
+            pass
         threading.Thread(target=self.run, name='feed-%s-%s' % (user_id, kind), daemon=True).start()
 
     def play(self, start_ms, until_ms):
@@ -699,25 +802,25 @@ class SimFeed:
     def run(self):
         while True:
             with self.wake:
-                while not self.stopped:
-                    schedule = self.schedule
-                    if schedule is not None:
-                        due_ms = schedule[0] + schedule[2] * self.period_ms
-                        if due_ms >= schedule[1]:
-                            self.schedule = None
-                            continue
-                        wait_ms = due_ms - self.cloud.now_ms()
-                        if wait_ms <= 0:
-                            break
-                        self.wake.wait(wait_ms / 1000)
-                    else:
-                        self.wake.wait()
+                while not self.stopped and self.schedule is None:
+                    self.wake.wait()
                 if self.stopped:
                     return
+                schedule = self.schedule
+                due_ms = schedule[0] + schedule[2] * self.period_ms
+                if due_ms >= schedule[1]:
+                    self.schedule = None
+                    continue
+            wait_ms = due_ms - self.cloud.now_ms()
+            if wait_ms > 0:
+                # A plain sleep (cheaper than a timed wait); a pause or stop meanwhile is seen on waking.
+                time.sleep(wait_ms / 1000)
+                continue
             data = self.process.stdout.read(self.frame_bytes)
             if len(data) < self.frame_bytes:
+                code = self.process.wait()  # reaped here, also when stopped
                 if not self.stopped:
-                    self.cloud.feed_failed(self.user_id, self.kind, self.process.wait())
+                    self.cloud.feed_failed(self.user_id, self.kind, code)
                 return
             with self.wake:
                 if self.schedule is not schedule:
@@ -743,6 +846,7 @@ class SimulatedCloud:
         self.started_at = time.monotonic()
         self.unsubscribed = set()
         self.feeds = {}
+        self.stopped_feeds = []
         self.timeline = []
         self.wake = threading.Condition()
         self.out = False
@@ -770,6 +874,7 @@ class SimulatedCloud:
             feed = self.feeds.pop((user_id, kind), None)
         if feed:
             feed.stop()
+            self.stopped_feeds.append(feed)
         return 0
 
     def end(self, before_exit):
@@ -782,8 +887,19 @@ class SimulatedCloud:
             self.wake.notify()
         for feed in feeds:
             feed.stop()
+        self.stopped_feeds.extend(feeds)
         before_exit()
         self.delegate.OnExitRoom()
+
+    def close(self, timeout):
+        """Before the process exits: its ffmpegs reaped (none left behind, their CPU accounted to us)."""
+        deadline = time.monotonic() + timeout
+        for feed in self.stopped_feeds + list(self.feeds.values()):
+            feed.stop()
+            try:
+                feed.process.wait(max(0.01, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
 
     def build_timeline(self):
         events = []
@@ -835,6 +951,7 @@ class SimulatedCloud:
                         feed = self.feeds.pop((user_id, kind), None)
                         if feed:
                             feed.stop()
+                            self.stopped_feeds.append(feed)
                     self.delegate.OnRemoteUserExitRoom(user(user_id), 0)
                 events.append((presence['leaveMs'], leave))
         end = self.plan['end']
@@ -890,7 +1007,7 @@ def main():
     for fd in (EVENTS_FD, AUDIO_FD, VIDEO_FD):
         os.set_blocking(fd, True)
 
-    state = {'room': None, 'cloud': None}
+    state = {'room': None, 'cloud': None, 'ring': None}
     stopping = threading.Event()
 
     def shutdown(code=0):
@@ -903,6 +1020,8 @@ def main():
             room.wait_out(EXIT_WAIT_S)
             room.events.close(0.5)
             room.media.close()
+            if hasattr(state['cloud'], 'close'):
+                state['cloud'].close(1.0)
         os._exit(code)
 
     def broken():
@@ -940,8 +1059,18 @@ def main():
                 os._exit(3)
             room.cloud = cloud
             state['cloud'] = cloud
-            events.send('ready', sdk=cloud.name, version=cloud.version, pid=os.getpid())
+            try:
+                state['ring'] = VideoRing()
+                ring_path = state['ring'].path
+            except (AttributeError, OSError) as error:
+                say('no shared memory for pictures (%r): they go through the pipe' % (error,))
+                ring_path = None
+            events.send('ready', sdk=cloud.name, version=cloud.version, pid=os.getpid(), videoRing=ring_path)
             room.enter(command)
+        elif op == 'read' and state.get('ring') is not None:
+            state['ring'].release(int(command.get('frames', 1)))
+        elif op == 'video-ring' and state.get('ring') is not None:
+            media.video.use_ring(state['ring'])
         elif op == 'leave' and state['room'] is not None:
             state['room'].leave()
         elif op == 'kick' and isinstance(state['cloud'], SimulatedCloud):

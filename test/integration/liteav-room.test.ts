@@ -15,10 +15,10 @@ import { createLogger } from '../../shared/log';
 import { RECORDING_AUDIO } from '../../shared/outputs/recording/encoder-args';
 import { createLiteavRoom, type LiteavRoomOptions } from '../../shared/sources/liteav/liteav-room';
 import { parseRoomScenario, simulationPlan } from '../../shared/sources/room-simulator';
-import type { AudioFrame, RoomExitReason, RoomListener, VideoFrame } from '../../shared/sources/room-source';
 import { workDirEnv } from '../../shared/work-dirs';
 import { LITEAV_VERSION, requireLiteav, requireNetworkNamespaces, runInLoopbackNamespace, venvPython } from '../support/liteav';
 import { isProcessRunning, processesUnderWorkRoot, runningProcessesMatching } from '../support/process';
+import { recordingListener } from '../support/room-listener';
 
 const userSig = 'eJyrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0zLBwpklqUWpAFJ*LiteavUserSig';
 let workRoot: string;
@@ -91,32 +91,6 @@ describe.concurrent('the real SDK, in a loopback-only network namespace', () => 
   });
 });
 
-/** A listener that keeps what it is told. */
-function recordingListener() {
-  const events: Array<[string, ...unknown[]]> = [];
-  const audio: AudioFrame[] = [];
-  const video: VideoFrame[] = [];
-  let exited: (reason: RoomExitReason) => void = () => {};
-  const out = new Promise<RoomExitReason>((resolve) => (exited = resolve));
-  const record =
-    (name: string) =>
-    (...args: unknown[]) =>
-      events.push([name, ...args]);
-  const listener: RoomListener = {
-    anchorJoined: record('anchorJoined'),
-    anchorLeft: record('anchorLeft'),
-    audioAvailable: record('audioAvailable'),
-    videoAvailable: record('videoAvailable'),
-    audioFrame: (frame) => audio.push(frame),
-    videoFrame: (frame) => video.push(frame),
-    exited: (reason) => {
-      events.push(['exited', reason]);
-      exited(reason);
-    },
-    error: record('error'),
-  };
-  return { events, audio, video, listener, out };
-}
 
 let rooms = 0;
 async function simulatedRoom(scenario: unknown, extra: Partial<LiteavRoomOptions> = {}) {
@@ -147,7 +121,7 @@ describe('the room process, with its simulated room', () => {
     const seen = recordingListener();
     await room.enter(target, seen.listener);
     expect(await seen.out).toBe('dismissed');
-    const names = seen.events.map(([name, ...args]) => `${name}:${args.join(',')}`);
+    const names = seen.events.filter(([name]) => !name.endsWith('Frame')).map(([name, ...args]) => `${name}:${args.join(',')}`);
     expect(names).toEqual([
       'anchorJoined:alice',
       'videoAvailable:alice,true',

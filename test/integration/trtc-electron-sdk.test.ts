@@ -7,8 +7,9 @@
  */
 import { createRequire } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RoomListener, RoomTarget } from '../../shared/sources/room-source';
+import type { RoomTarget } from '../../shared/sources/room-source';
 import { createTrtcElectronRoom, RoomEnterError } from '../../shared/sources/trtc-electron-room';
+import { recordingListener } from '../support/room-listener';
 import { forgetTrtcElectronSdk, installAddonDouble, type AddonDouble, type NativeCloudDouble } from '../support/trtc-electron-addon';
 
 const target: RoomTarget = { sdkAppId: 1400000001, userId: 'recorder', userSig: 'sig', roomId: 1234 };
@@ -19,24 +20,6 @@ beforeEach(() => {
 });
 afterEach(() => addon.uninstall());
 
-function recordingListener() {
-  const events: Array<[string, ...unknown[]]> = [];
-  const record =
-    (name: string) =>
-    (...args: unknown[]) =>
-      events.push([name, ...args]);
-  const listener: RoomListener = {
-    anchorJoined: record('anchorJoined'),
-    anchorLeft: record('anchorLeft'),
-    audioAvailable: record('audioAvailable'),
-    videoAvailable: record('videoAvailable'),
-    audioFrame: record('audioFrame'),
-    videoFrame: record('videoFrame'),
-    exited: record('exited'),
-    error: record('error'),
-  };
-  return { events, listener };
-}
 
 const callsTo = (native: NativeCloudDouble, method: string) => native.calls.filter((call) => call.method === method).map((call) => call.args);
 

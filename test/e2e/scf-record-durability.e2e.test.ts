@@ -74,7 +74,7 @@ describe('the recorder stores while it records', () => {
   it.each([
     [5, 'sim'],
     [9, 'sim'],
-    [5, 'sidecar-sim'],
+    [7, 'sidecar-sim'],
   ] as const)('leaves playable objects after a SIGKILL %s s in (room: %s), and neither its encoders nor its room process outlive it', async (killAt, room) => {
     const tmp = await mkdtemp(join(workRoot, 'kill-'));
     const hostRequest = request();
@@ -83,16 +83,16 @@ describe('the recorder stores while it records', () => {
       env: { ...process.env, ...env({ MEDIA_TMP_DIR: tmp }) },
     });
     await new Promise((resolve) => setTimeout(resolve, killAt * 1000));
-    if (room === 'sidecar-sim') {
-      const roomProcesses = runningProcessesMatching('room_process.py');
-      expect((await processesUnderWorkRoot(tmp)).filter((pid) => roomProcesses.includes(pid))).toHaveLength(1);
-    }
+    const roomProcesses = async () => (await processesUnderWorkRoot(tmp)).filter((pid) => runningProcessesMatching('room_process.py').includes(pid));
+    if (room === 'sidecar-sim') expect(await roomProcesses()).toHaveLength(1);
     host.kill('SIGKILL');
     await once(host, 'exit');
 
-    // The encoders see their input end and their output pipe break: they exit on their own. So does
-    // the room process (its stdin closes; PR_SET_PDEATHSIG), within 5 s, and its simulated anchors' ffmpegs.
-    await expect.poll(() => processesUnderWorkRoot(tmp), { timeout: room === 'sidecar-sim' ? 5_000 : 10_000, interval: 200 }).toEqual([]);
+    // The room process leaves and exits by itself within 5 s (its stdin closes; PR_SET_PDEATHSIG).
+    await expect.poll(roomProcesses, { timeout: 5_000, interval: 100 }).toEqual([]);
+    // The encoders see their input end and their output pipe break: they exit on their own, as do
+    // the simulated anchors' ffmpegs when the room process is gone.
+    await expect.poll(() => processesUnderWorkRoot(tmp), { timeout: 10_000, interval: 200 }).toEqual([]);
 
     const keys = cos.listKeys(bucket, `durable/${hostRequest.RoomId}/`);
     // A recording gets its first append with its first fragment: alice's has been stored by now.

@@ -64,8 +64,9 @@ VIDEO_QUEUE_BYTES = 24 * 1024 * 1024
 VIDEO_RING_BYTES = 32 * 1024 * 1024
 VIDEO_QUEUE_FRAMES_PER_USER = 2
 AUDIO_QUEUE_MS = 10_000
-# How long leaving may wait for the SDK's OnExitRoom.
+# How long leaving may wait for the SDK's OnExitRoom; the process is gone this long after it starts leaving.
 EXIT_WAIT_S = 2.0
+EXIT_DEADLINE_S = 4.0
 CONSOLE_TAIL_LINES = 40
 CONSOLE_WAIT_S = 0.5
 # "OnEnterRoom , code: [-3307]Request timeout., cost_time: 21314ms" in the SDK's console log.
@@ -1014,6 +1015,10 @@ def main():
         if stopping.is_set():
             return
         stopping.set()
+        # Whatever the steps below meet (a busy machine, a stuck SDK call), the process is gone by then.
+        watchdog = threading.Timer(EXIT_DEADLINE_S, lambda: os._exit(code))
+        watchdog.daemon = True
+        watchdog.start()
         room = state['room']
         if room is not None:
             room.leave()
@@ -1078,6 +1083,10 @@ def main():
         else:
             say('ignoring control op %r' % (op,))
     shutdown(0)
+    # Another thread is already leaving (Node stopped reading first): never return into the
+    # interpreter's exit, which would freeze that thread; its watchdog ends the process.
+    while True:
+        time.sleep(1)
 
 
 def _sdk_delegate_base():

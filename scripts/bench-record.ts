@@ -9,6 +9,11 @@
  * 2. Stop → callback for a short and a long recording: the real AnchorRecorder records a 720p15
  *    anchor into the COS emulator through GrowingObjectUpload, on a clock running faster than
  *    real time; then stop(), the last fragment's append and the callback POST are timed.
+ * 3. The room boundary: the whole recorder (the handler, its encoders, the room) recording the same
+ *    720p15 anchors (with audio) in real time through `--room sim:` (frames made in the Node process)
+ *    and `--room sidecar-sim:` (the same frames made by the liteav room process and sent to Node
+ *    through its pipes, as the production room sends the SDK's), each in its own process; CPU of
+ *    the whole process tree per anchor-minute, median of interleaved rounds.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -41,6 +46,8 @@ export const benchRecordCli = defineCli({
     rounds: { type: 'string', placeholder: 'N', default: '3', description: 'interleaved rounds of every encoder variant (the median is reported)' },
     'stop-minutes': { type: 'string', placeholder: 'M,M…', default: '1,10', description: 'recording lengths, in minutes, to stop after' },
     speed: { type: 'string', placeholder: 'X', default: '4', description: "how much faster than real time the recorder's clock runs for the stop measurement" },
+    'room-seconds': { type: 'string', placeholder: 'S', default: '40', description: 'how long each room-boundary run records (real time)' },
+    'room-anchors': { type: 'string', placeholder: 'N', default: '2', description: 'anchors in each room-boundary run' },
   },
   notes: [`Makes ${SAMPLE_SECONDS} s of raw 720p and 360p pictures once, cached in .cache/bench-record/ (about 520 MB); the COS emulator runs\nin this process.`],
   examples: ['npm run bench:record', 'npm run bench:record -- --rounds 1 --stop-minutes 1'],
@@ -51,6 +58,7 @@ export const benchRecordCli = defineCli({
   ],
 });
 const CACHE = resolve('.cache', 'bench-record');
+const ROOMS = ['sim', 'sidecar-sim'] as const;
 
 /** Raw pictures (testsrc2) in the Matroska framing the recorder sends, cached. */
 async function rawVideo(width: number, height: number): Promise<string> {
@@ -112,6 +120,39 @@ async function encoderCost(label: string, width: number, height: number, preset:
   return { label, cpuPerMinute: cpu * scale, megabytesPerMinute: (statSync(output).size / 1024 / 1024) * scale };
 }
 
+interface RoomCost {
+  room: (typeof ROOMS)[number];
+  /** The whole tree: Node, encoders, the room (simulator or room process and its ffmpegs). */
+  cpuPerAnchorMinute: number;
+  nodeCpuPerAnchorMinute: number;
+  dropped: number;
+}
+
+interface RoomRun {
+  seconds: number;
+  anchors: number;
+}
+
+/** The handler recording `anchors` 720p15 anchors for `seconds` through one kind of room, in its own process. */
+async function roomCost(room: RoomCost['room'], work: string, { seconds, anchors }: RoomRun): Promise<RoomCost> {
+  const scenario = { anchors: Array.from({ length: anchors }, (_, i) => ({ userId: `anchor${i}`, width: 1280, height: 720, fps: FPS })), end: { at: seconds, reason: 'dismissed' } };
+  const before = cpuSeconds().children;
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'bench', 'record-room.ts'), room, JSON.stringify(scenario), join(work, `room-${room}`)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MEDIA_TMP_DIR: work },
+  });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const [code] = await once(child, 'close');
+  const cpu = cpuSeconds().children - before;
+  const report = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { nodeCpu: number; files?: Array<{ Status: number; DroppedFrames: number }>; error?: unknown };
+  if (code !== 0 || !report.files || report.files.length !== anchors || report.files.some((file) => file.Status !== 1)) {
+    throw new Error(`--room ${room}: the recording failed (exit ${code}): ${stdout}`);
+  }
+  const anchorMinutes = (anchors * seconds) / 60;
+  return { room, cpuPerAnchorMinute: cpu / anchorMinutes, nodeCpuPerAnchorMinute: report.nodeCpu / anchorMinutes, dropped: report.files.reduce((sum, file) => sum + file.DroppedFrames, 0) };
+}
+
 /** stop() → stored → callback delivered, after `minutes` of 720p15 recorded faster than real time. */
 async function stopToCallback(minutes: number, speed: number, store: ReturnType<typeof createCosStore>, callbackUrl: string, pictures: Buffer[]) {
   const logger = createLogger({ requestId: 'bench', level: 'error' });
@@ -146,6 +187,7 @@ async function main(values: CliValues<typeof benchRecordCli.options>): Promise<n
   const rounds = positiveInteger('rounds', values.rounds);
   const stopMinutes = values['stop-minutes'].split(',').map((minutes) => positiveNumber('stop-minutes', minutes));
   const speed = positiveNumber('speed', values.speed);
+  const roomRun: RoomRun = { seconds: positiveNumber('room-seconds', values['room-seconds']), anchors: positiveInteger('room-anchors', values['room-anchors']) };
   const work = await mkdtemp(join(tmpdir(), 'bench-record-'));
   const cos = await startCosEmulator({ secretId: 'bench-id', secretKey: 'bench-key' });
   const receiver = createServer((request, response) => request.resume().on('end', () => response.end('ok'))).listen(0, '127.0.0.1');
@@ -172,6 +214,14 @@ async function main(values: CliValues<typeof benchRecordCli.options>): Promise<n
       cpuPerMinute: median(samples.get(label)!.map((cost) => cost.cpuPerMinute)),
       megabytesPerMinute: median(samples.get(label)!.map((cost) => cost.megabytesPerMinute)),
     }));
+
+    const roomSamples = new Map<RoomCost['room'], RoomCost[]>();
+    for (let round = 1; round <= rounds; round++) {
+      for (const room of ROOMS) {
+        log(`recording ${roomRun.anchors} anchors at 720p15 for ${roomRun.seconds} s through --room ${room}, round ${round} of ${rounds}…`);
+        roomSamples.set(room, [...(roomSamples.get(room) ?? []), await roomCost(room, work, roomRun)]);
+      }
+    }
 
     const store = createCosStore({ bucket: 'bench-1250000000', region: 'ap-guangzhou', endpoint: cos.endpoint, credentials: { secretId: 'bench-id', secretKey: 'bench-key' } });
     const frames = spawnSync(ffmpeg, ['-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${FPS}`, '-frames:v', '30', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', '-'], { maxBuffer: 2 ** 30 }).stdout;
@@ -200,6 +250,24 @@ async function main(values: CliValues<typeof benchRecordCli.options>): Promise<n
     console.log('|---|---:|---:|');
     for (const stop of stops) console.log(`| ${stop.minutes} min (${stop.duration.toFixed(0)} s recorded, ${stop.dropped} frames dropped) | ${(stop.storedBytes / 1024 / 1024).toFixed(1)} MB | ${stop.seconds.toFixed(2)} s |`);
     console.log('target: the same for any length, ≤ 2 s');
+
+    const roomCosts = ROOMS.map((room) => {
+      const samples = roomSamples.get(room)!;
+      return {
+        room,
+        cpu: median(samples.map((sample) => sample.cpuPerAnchorMinute)),
+        node: median(samples.map((sample) => sample.nodeCpuPerAnchorMinute)),
+        all: samples.map((sample) => sample.cpuPerAnchorMinute.toFixed(2)).join(', '),
+        dropped: samples.map((sample) => sample.dropped).join(', '),
+      };
+    });
+    console.log(`\nthe room boundary: the whole recorder, ${roomRun.anchors} anchors at 720p15 + audio (mode 02) for ${roomRun.seconds} s in real time, each run in its own process (median of ${rounds} interleaved rounds)`);
+    console.log('| room | CPU-s per anchor-minute, whole tree | of which the Node process | rounds | frames dropped |');
+    console.log('|---|---:|---:|---|---|');
+    for (const cost of roomCosts) console.log(`| --room ${cost.room} | ${cost.cpu.toFixed(2)} | ${cost.node.toFixed(2)} | ${cost.all} | ${cost.dropped} |`);
+    const [sim, sidecar] = roomCosts as [(typeof roomCosts)[number], (typeof roomCosts)[number]];
+    const extra = sidecar.cpu / sim.cpu - 1;
+    console.log(`sidecar-sim vs sim: ${extra >= 0 ? '+' : ''}${(100 * extra).toFixed(1)}% CPU per anchor-minute (target: at most +10% at 720p15: ${extra <= 0.1 ? 'met' : 'NOT met'})`);
     return 0;
   } finally {
     receiver.close();

@@ -8,6 +8,7 @@
  *                                        platform's FFmpeg layer, /opt/bin/ffmpeg, or FFMPEG_PATH)
  *   dist/scf-record/image-server.js      the SCF image-function server (`node image-server.js`); it
  *                                        `require`s ./index.js for the handler (bundle-config's extraEntries)
+ *   dist/scf-record/room_process.py      the liteav room process, copied as it is (bundle-config's assets)
  *
  * The cloud SDKs are not inlined into index.js: the code `require`s them inside the factories that
  * use them, and keeping them in their own files means a cold start neither runs nor even parses
@@ -18,7 +19,7 @@
 import { copyFile, chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import * as esbuild from 'esbuild';
 import { defineCli, runCli, type CliValues } from './lib/cli';
 import {
@@ -244,6 +245,8 @@ async function buildOne(name: FunctionName, outDir: string, withFfmpeg: boolean)
       JSON.stringify({ name: manifest.name, version: manifest.version, license: manifest.license, description: 'pre-bundled by scripts/build.ts' }, null, 2) + '\n',
     );
   }
+
+  for (const asset of spec.assets ?? []) await copyFile(join(ROOT, asset), join(dir, basename(asset)));
 
   let ffmpeg: string | null = null;
   if (withFfmpeg) {

@@ -16,6 +16,12 @@ export interface RuntimeConfig {
   trtcApiEndpoint?: string;
   /** The TencentCloud API region for TRTC room calls; RemoveUser accepts ap-beijing, ap-guangzhou and ap-singapore. */
   trtcRegion: string;
+  /** Which SDK joins the room for a Record: liteav (the default on Linux) or trtc-electron-sdk. */
+  trtcRoomSdk: TrtcRoomSdk;
+  /** TRTC_ROOM_SDK as given when it names neither: a Record then fails saying so. */
+  trtcRoomSdkUnknown?: string;
+  /** A Python 3 that imports liteav; unset: the project's .venv/ (npm ci makes it). */
+  liteavPython?: string;
   callbackSecret?: string;
   /** The bearer secret an HTTP Stop must present (`Authorization: Bearer …`); unset, HTTP Stop is refused. */
   controlSecret?: string;
@@ -33,14 +39,19 @@ export interface RuntimeConfig {
 export type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export const TRTC_ROOM_SDKS = ['liteav', 'electron'] as const;
+export type TrtcRoomSdk = (typeof TRTC_ROOM_SDKS)[number];
 
-export function readConfig(env: Env): RuntimeConfig {
+/** `platform` picks the default room SDK: Tencent ships liteav for Linux, the Electron SDK for Windows and macOS. */
+export function readConfig(env: Env, platform: NodeJS.Platform = process.platform): RuntimeConfig {
   const nonEmpty = (name: string) => (env[name] && env[name]!.trim() !== '' ? env[name]!.trim() : undefined);
   const accessKeyId = nonEmpty('ALIBABA_CLOUD_ACCESS_KEY_ID');
   const accessKeySecret = nonEmpty('ALIBABA_CLOUD_ACCESS_KEY_SECRET');
   const secretId = nonEmpty('TENCENTCLOUD_SECRETID');
   const secretKey = nonEmpty('TENCENTCLOUD_SECRETKEY');
   const level = nonEmpty('LOG_LEVEL')?.toLowerCase();
+  const roomSdk = nonEmpty('TRTC_ROOM_SDK')?.toLowerCase();
+  const knownRoomSdk = (TRTC_ROOM_SDKS as readonly string[]).includes(roomSdk ?? '') ? (roomSdk as TrtcRoomSdk) : undefined;
   return {
     ffmpegPath: nonEmpty('FFMPEG_PATH'),
     functionRegion: nonEmpty('FC_REGION') ?? nonEmpty('ALIBABA_CLOUD_REGION'),
@@ -54,6 +65,9 @@ export function readConfig(env: Env): RuntimeConfig {
       secretId && secretKey ? { secretId, secretKey, sessionToken: nonEmpty('TENCENTCLOUD_SESSIONTOKEN') } : undefined,
     trtcApiEndpoint: nonEmpty('TRTC_API_ENDPOINT'),
     trtcRegion: nonEmpty('TRTC_REGION') ?? 'ap-guangzhou',
+    trtcRoomSdk: knownRoomSdk ?? (platform === 'linux' ? 'liteav' : 'electron'),
+    ...(roomSdk !== undefined && !knownRoomSdk ? { trtcRoomSdkUnknown: nonEmpty('TRTC_ROOM_SDK') } : {}),
+    liteavPython: nonEmpty('TRTC_LITEAV_PYTHON'),
     callbackSecret: nonEmpty('CALLBACK_SECRET'),
     controlSecret: nonEmpty('CONTROL_SECRET'),
     logLevel: (LOG_LEVELS as readonly string[]).includes(level ?? '') ? (level as RuntimeConfig['logLevel']) : 'info',

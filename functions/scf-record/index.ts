@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { readConfig, type Env, type RuntimeConfig } from '../../shared/config';
 import { ConfigurationError, MediaError, ValidationError } from '../../shared/errors';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
@@ -6,7 +8,9 @@ import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
 import { createLogger, type Logger } from '../../shared/log';
 import { redact } from '../../shared/redact';
 import { runRecordJob, type RecordJob, type RecordResult } from '../../shared/recording/record-job';
-import type { RoomSource, Subscription } from '../../shared/sources/room-source';
+import { RECORDING_AUDIO } from '../../shared/outputs/recording/encoder-args';
+import { createLiteavRoom } from '../../shared/sources/liteav/liteav-room';
+import type { RoomContext, RoomSource, Subscription } from '../../shared/sources/room-source';
 import { createTrtcElectronRoom } from '../../shared/sources/trtc-electron-room';
 import { normalizePrefix } from '../../shared/naming';
 import { createCosStore, resolveCosCredentials } from '../../shared/storage/cos';
@@ -30,8 +34,8 @@ export interface ScfContext {
 
 export interface RecordHandlerDependencies {
   env?: Env;
-  /** Replaces trtc-electron-sdk, e.g. with the room simulator. */
-  createRoom?: () => RoomSource;
+  /** Replaces the production room (TRTC_ROOM_SDK), e.g. with the room simulator. */
+  createRoom?: (context: RoomContext) => RoomSource;
   /** Replaces COS, e.g. with the local driver. */
   createStore?: (target: { bucket: string; region: string }) => ObjectStore;
   terminationSignals?: NodeJS.Signals[];
@@ -115,7 +119,7 @@ async function record(
   return withTerminationSignal(deps.terminationSignals ?? ['SIGTERM'], logger, async (signal) => {
     logger.info('recording starting', { request: redact(request) });
     const result = await runRecordJob(job, {
-      openRoom: deps.createRoom ?? (() => createTrtcElectronRoom()),
+      openRoom: deps.createRoom ?? productionRoom(config),
       store,
       storeFor,
       ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
@@ -165,6 +169,33 @@ function createCosStoreFor(target: { bucket: string; region: string }, request: 
     throw new MediaError('MissingCredentials', 'no COS credentials: give CosConfig.SecretId/SecretKey, or a function role (TENCENTCLOUD_* env)');
   }
   return createCosStore({ bucket: target.bucket, region: target.region, endpoint: config.cosEndpoint, credentials });
+}
+
+/**
+ * The room TRTC_ROOM_SDK names: liteav in its room process (the default on Linux), or
+ * trtc-electron-sdk (an Electron host on Windows or macOS).
+ */
+function productionRoom(config: RuntimeConfig): (context: RoomContext) => RoomSource {
+  if (config.trtcRoomSdkUnknown !== undefined) {
+    const unknown = config.trtcRoomSdkUnknown;
+    return () => {
+      throw new MediaError('TrtcSdkUnavailable', `TRTC_ROOM_SDK=${unknown} names no room SDK: use liteav or electron`);
+    };
+  }
+  if (config.trtcRoomSdk === 'electron') return () => createTrtcElectronRoom();
+  const python = liteavPython(config);
+  return (context) => createLiteavRoom({ python, workDir: context.workDir, env: context.env, audio: RECORDING_AUDIO, logger: context.logger });
+}
+
+/**
+ * The Python for the liteav room process: TRTC_LITEAV_PYTHON, else the `.venv/` `npm ci` installs
+ * liteav into (the project root is two levels above this file both in source, functions/scf-record/,
+ * and built, dist/scf-record/), else `python3` on PATH.
+ */
+export function liteavPython(config: RuntimeConfig): string {
+  if (config.liteavPython) return config.liteavPython;
+  const venvPython = resolve(__dirname, '..', '..', '.venv', 'bin', 'python');
+  return existsSync(venvPython) ? venvPython : 'python3';
 }
 
 /** SubscribeUserIds / UnSubscribeUserIds → whom to record (at most one of them is given). */

@@ -26,6 +26,8 @@ export interface FunctionSpec {
    * whatever they import from `entry` rather than carrying a second copy of the handler.
    */
   extraEntries?: ExtraEntry[];
+  /** Files copied beside index.js as they are, relative to the root (the code finds them in its own folder). */
+  assets?: string[];
 }
 
 export interface ExtraEntry {
@@ -53,6 +55,8 @@ export const FUNCTIONS: Record<FunctionName, FunctionSpec> = {
     forbidden: [/(^|\/)ali-oss\//, /shared\/storage\/oss\./],
     // The SCF image-function server (port 9000, POST /event-invoke): `node image-server.js`.
     extraEntries: [{ entry: 'functions/scf-record/image-server.ts', outfile: 'image-server.js' }],
+    // The liteav room process (shared/sources/liteav/liteav-room.ts runs it from beside the bundle).
+    assets: ['shared/sources/liteav/room_process.py'],
   },
 };
 

@@ -8,7 +8,7 @@ import { Mp4SegmentReader } from '../media/mp4-boxes';
 import { RawVideoMatroskaWriter } from '../media/mkv-writer';
 import { blackI420, convertPcm, i420Size, scaleI420 } from '../media/raw-media';
 import { ImageDirectory } from '../outputs/images/image-files';
-import { modeTracks, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
+import { modeTracks, RECORDING_AUDIO, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
 import type { AudioFrame, VideoFrame } from '../sources/room-source';
 import type { GrowingObjectResult, GrowingObjectUpload } from '../upload/growing-object';
 
@@ -59,7 +59,6 @@ export interface AnchorRecording {
   error?: string;
 }
 
-const DEFAULT_AUDIO: RawAudioFormat = { sampleRate: 48_000, channels: 1 };
 /** A late video frame is repeated this long, then the picture goes black. */
 const FREEZE_LIMIT_MS = 1_000;
 /** Audio further behind room time than this is a gap: fill it with silence. */
@@ -149,6 +148,11 @@ export class AnchorRecorder {
     this.markStart();
     this.latestPicture = { frame, at: this.now() };
     if (!this.piece) this.start({ width: frame.width, height: frame.height });
+    // Shed before they reached us (the room process drops pictures Node reads too slowly): counted alike.
+    if (frame.droppedBefore && this.piece) {
+      this.droppedFrames += frame.droppedBefore;
+      this.piece.droppedFrames += frame.droppedBefore;
+    }
   }
 
   audioFrame(frame: AudioFrame): void {
@@ -213,7 +217,7 @@ export class AnchorRecorder {
     const size = firstPictureSize ?? this.options.fallbackVideoSize ?? { width: 640, height: 360 };
     this.videoFormat = this.tracks.video ? { ...size, fps: this.fps } : undefined;
     const firstAudio = this.pendingAudio[0];
-    this.audioFormat = this.tracks.audio ? (firstAudio ? { sampleRate: firstAudio.sampleRate, channels: firstAudio.channels } : DEFAULT_AUDIO) : undefined;
+    this.audioFormat = this.tracks.audio ? (firstAudio ? { sampleRate: firstAudio.sampleRate, channels: firstAudio.channels } : RECORDING_AUDIO) : undefined;
     if (this.options.snapshots && this.tracks.video) {
       const { dir, onImage } = this.options.snapshots;
       mkdirSync(dir, { recursive: true });

@@ -7,7 +7,7 @@ import { safeSegment, utcStamp } from '../naming';
 import { imageFileProblem } from '../outputs/images/check';
 import { CONTENT_TYPES } from '../outputs/images/format';
 import { recordingContentType, recordingExtension, type RecordMode } from '../outputs/recording/encoder-args';
-import { isSubscribed, type RoomExitReason, type RoomListener, type RoomSource, type Subscription } from '../sources/room-source';
+import { isSubscribed, type RoomContext, type RoomExitReason, type RoomListener, type RoomSource, type Subscription } from '../sources/room-source';
 import { MAX_APPENDABLE_BYTES, type ObjectStore } from '../storage/types';
 import { GrowingObjectUpload, spillBudget, type SpillBudget } from '../upload/growing-object';
 import { ImageUploader, type ImageRecord } from '../upload/image-uploader';
@@ -41,7 +41,7 @@ export interface RecordJob {
 
 export interface RecordRuntime {
   /** Called once, inside the job, so a room that cannot be had (no SDK) is reported like any failure. */
-  openRoom: () => RoomSource;
+  openRoom: (context: RoomContext) => RoomSource;
   store: ObjectStore;
   /** A store for another bucket with the same credentials: finishes a killed invocation's uploads. */
   storeFor?: (target: { bucket: string; region: string }) => ObjectStore;
@@ -173,7 +173,7 @@ class RoomRecording {
     const timers = this.armStops();
     let failure: unknown;
     try {
-      this.room = this.runtime.openRoom();
+      this.room = this.runtime.openRoom({ workDir: this.workDir, env: workDirEnv(this.workDir), logger: this.log });
       await this.room.enter(
         { sdkAppId: this.job.sdkAppId, userId: this.job.userId, userSig: this.job.userSig, roomId: this.job.roomId, strRoomId: this.job.strRoomId },
         this.listener(),

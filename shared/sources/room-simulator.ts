@@ -239,18 +239,25 @@ class RawFrameFeed {
   };
 }
 
-const FFMPEG_COMMON = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-progress', 'pipe:1'];
+const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'error'];
 
-function videoArgs(anchor: AnchorScenario, look: number): string[] {
+/** An anchor's frames: ffmpeg's arguments up to the output, which is `pipe:3` here and stdout in the room process. */
+function feedArgs(anchor: AnchorScenario, kind: MediaKind, look: number): string[] {
+  if (kind === 'audio') {
+    const source = `sine=frequency=${440 + 110 * look}:sample_rate=${anchor.sampleRate}`;
+    return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-ac', String(anchor.channels), '-f', 's16le'];
+  }
   const pattern = VIDEO_PATTERNS[look % VIDEO_PATTERNS.length];
   const hue = (Math.floor(look / VIDEO_PATTERNS.length) * 90) % 360;
   const source = `${pattern}=size=${anchor.width}x${anchor.height}:rate=${anchor.fps},hue=h=${hue}`;
-  return [...FFMPEG_COMMON, '-f', 'lavfi', '-i', source, '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3'];
+  return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-pix_fmt', 'yuv420p', '-f', 'rawvideo'];
 }
 
-function audioArgs(anchor: AnchorScenario, look: number): string[] {
-  const source = `sine=frequency=${440 + 110 * look}:sample_rate=${anchor.sampleRate}`;
-  return [...FFMPEG_COMMON, '-f', 'lavfi', '-i', source, '-ac', String(anchor.channels), '-f', 's16le', 'pipe:3'];
+/** Bytes and room-clock spacing of an anchor's frames. */
+function frameShape(anchor: AnchorScenario, kind: MediaKind): { frameBytes: number; periodMs: number } {
+  return kind === 'video'
+    ? { frameBytes: (anchor.width * anchor.height * 3) / 2, periodMs: 1000 / anchor.fps }
+    : { frameBytes: ((anchor.sampleRate * AUDIO_FRAME_MS) / 1000) * anchor.channels * 2, periodMs: AUDIO_FRAME_MS };
 }
 
 const toMs = (secondsFromEntering: number) => Math.round(secondsFromEntering * 1000);
@@ -265,6 +272,60 @@ function onStretches(joinMs: number, mutes: AnchorScenario['videoOff'], goneMs: 
   }
   if (fromMs !== null && fromMs < goneMs) stretches.push({ fromMs, untilMs: goneMs });
   return stretches;
+}
+
+/** One anchor's medium in a SimulationPlan: its ffmpeg (output on stdout), frames and when it is on. */
+export interface SimulatedFeed {
+  args: string[];
+  frameBytes: number;
+  periodMs: number;
+  stretches: Array<{ fromMs: number; untilMs: number }>;
+}
+
+/**
+ * The scenario as data for the room process's simulated room (`--room sidecar-sim:`), which plays
+ * it through the same delegate callbacks as the SDK: the same presences, mutes, frames (the same
+ * ffmpeg sources) and end as createRoomSimulator's.
+ */
+export interface SimulationPlan {
+  ffmpeg: string;
+  prestartMs: number;
+  presences: Array<{
+    userId: string;
+    joinMs: number;
+    /** When this presence ends: its leaving or the room's end. */
+    goneMs: number;
+    leaves: boolean;
+    leaveMs: number | null;
+    video: (SimulatedFeed & { width: number; height: number }) | null;
+    audio: (SimulatedFeed & { sampleRate: number; channels: number }) | null;
+  }>;
+  end: { atMs: number; reason: 'dismissed' | 'kicked' };
+}
+
+export function simulationPlan(scenario: RoomScenario, options: { ffmpegPath?: string } = {}): SimulationPlan {
+  const looks = [...new Set(scenario.anchors.map((anchor) => anchor.userId))];
+  const endMs = toMs(scenario.end.at);
+  const presences = scenario.anchors.map((anchor) => {
+    const look = looks.indexOf(anchor.userId);
+    const joinMs = toMs(anchor.joinAt);
+    const goneMs = Math.min(anchor.leaveAt === null ? Infinity : toMs(anchor.leaveAt), endMs);
+    const feed = (kind: MediaKind): SimulatedFeed => ({
+      args: [...feedArgs(anchor, kind, look), 'pipe:1'],
+      ...frameShape(anchor, kind),
+      stretches: onStretches(joinMs, anchor[`${kind}Off`], goneMs),
+    });
+    return {
+      userId: anchor.userId,
+      joinMs,
+      goneMs,
+      leaves: anchor.leaveAt !== null,
+      leaveMs: anchor.leaveAt === null ? null : toMs(anchor.leaveAt),
+      video: anchor.video ? { ...feed('video'), width: anchor.width, height: anchor.height } : null,
+      audio: anchor.audio ? { ...feed('audio'), sampleRate: anchor.sampleRate, channels: anchor.channels } : null,
+    };
+  });
+  return { ffmpeg: resolveFfmpegPath(options.ffmpegPath), prestartMs: PRESTART_MS, presences, end: { atMs: endMs, reason: scenario.end.reason } };
 }
 
 interface TimelineEvent {
@@ -395,21 +456,20 @@ class ScriptedRoom implements RoomSimulator {
     const usage = this.usage.get(userId) ?? { feeds: 0, frames: 0 };
     this.usage.set(userId, usage);
     usage.feeds++;
+    const args = [...feedArgs(anchor, kind, look), '-progress', 'pipe:1', 'pipe:3'];
     const media =
       kind === 'video'
         ? {
-            args: videoArgs(anchor, look),
-            frameBytes: (width * height * 3) / 2,
-            periodMs: 1000 / anchor.fps,
+            args,
+            ...frameShape(anchor, kind),
             deliver: (data: Buffer, timestampMs: number) => {
               usage.frames++;
               this.listener.videoFrame({ userId, data, width, height, timestampMs });
             },
           }
         : {
-            args: audioArgs(anchor, look),
-            frameBytes: ((sampleRate * AUDIO_FRAME_MS) / 1000) * channels * 2,
-            periodMs: AUDIO_FRAME_MS,
+            args,
+            ...frameShape(anchor, kind),
             deliver: (data: Buffer, timestampMs: number) => {
               usage.frames++;
               this.listener.audioFrame({ userId, data, sampleRate, channels, timestampMs });

@@ -1,7 +1,9 @@
+import type { Logger } from '../log';
+
 /**
- * What the recorder needs from a TRTC room, whoever provides it: the real
- * trtc-electron-sdk adapter in production, or the room simulator in tests and local runs.
- * Times are milliseconds on one room clock shared by audio and video.
+ * What the recorder needs from a TRTC room, whoever provides it: Tencent's SDKs in production
+ * (liteav in a room process on Linux, trtc-electron-sdk in an Electron host), or the room simulator
+ * in tests and local runs. Times are milliseconds on one room clock shared by audio and video.
  */
 
 export interface RoomTarget {
@@ -30,10 +32,12 @@ export interface VideoFrame {
   width: number;
   height: number;
   timestampMs: number;
+  /** Pictures of this user the source dropped since the previous one, because we read too slowly. */
+  droppedBefore?: number;
 }
 
-/** Why the recorder is out of the room. */
-export type RoomExitReason = 'dismissed' | 'kicked' | 'left';
+/** Why the recorder is out of the room; `error`: the room source itself failed (e.g. its process died). */
+export type RoomExitReason = 'dismissed' | 'kicked' | 'left' | 'error';
 
 export interface RoomListener {
   /** An anchor is in the room (audience users never show up here). */
@@ -62,6 +66,15 @@ export interface Subscription {
 export function isSubscribed(subscription: Subscription | undefined, userId: string): boolean {
   if (subscription?.allow) return subscription.allow.includes(userId);
   return !subscription?.deny?.includes(userId);
+}
+
+/** What a room source may use of the invocation that opens it. */
+export interface RoomContext {
+  /** The invocation's private work dir (removed at its end). */
+  workDir: string;
+  /** Environment additions for any process the room starts: the work dir's tag (see work-dirs.ts). */
+  env: Record<string, string>;
+  logger: Logger;
 }
 
 export interface RoomSource {

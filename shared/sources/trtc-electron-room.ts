@@ -11,15 +11,19 @@ import {
   TRTC_PIXEL_FORMAT_UNKNOWN,
   TRTC_ROLE_AUDIENCE,
   TRTC_VIDEO_STREAM_BIG,
+  type TrtcAudioFrameCallback,
   type TrtcCloud,
   type TrtcCloudEvents,
-  type TrtcCloudModule,
+  type TrtcSdkModule,
   type TrtcVideoRenderCallback,
 } from './trtc-electron-types';
+import { requireTrtcElectronSdk } from './trtc-electron-load';
 
 export interface TrtcElectronRoomOptions {
   /** Replaces `require('trtc-electron-sdk')`; for tests. */
-  loadSdk?: () => TrtcCloudModule;
+  loadSdk?: () => TrtcSdkModule;
+  /** No onEnterRoom within this: RoomEnterFailed. */
+  enterTimeoutMs?: number;
 }
 
 /** Entering failed; `trtcCode` is the SDK's (negative) error code from `onEnterRoom`. */
@@ -31,6 +35,15 @@ export class RoomEnterError extends MediaError {
 
 /** How long `leave()` waits for the SDK's `onExitRoom(0)`: a deadline-driven stop must not hang. */
 const EXIT_CONFIRM_TIMEOUT_MS = 5_000;
+const DEFAULT_ENTER_TIMEOUT_MS = 30_000;
+/** setAudioFrameCallback with nothing to call: the SDK reads each member, so null itself would throw. */
+const NO_AUDIO_FRAMES: TrtcAudioFrameCallback = {
+  onPlayAudioFrame: null,
+  onMixedPlayAudioFrame: null,
+  onCapturedAudioFrame: null,
+  onLocalProcessedAudioFrame: null,
+  onMixedAllAudioFrame: null,
+};
 
 /**
  * The production room source. The SDK is required here, not at the top of the module: it is
@@ -38,26 +51,23 @@ const EXIT_CONFIRM_TIMEOUT_MS = 5_000;
  * the simulator, local runs) must work without it.
  */
 export function createTrtcElectronRoom(options: TrtcElectronRoomOptions = {}): RoomSource {
-  let sdk: TrtcCloudModule;
+  let sdk: TrtcSdkModule;
   try {
-    sdk = (options.loadSdk ?? requireTrtcSdk)();
+    sdk = (options.loadSdk ?? requireTrtcElectronSdk)();
   } catch (error) {
     throw sdkUnavailable(error);
   }
-  return new TrtcElectronRoom(sdk);
-}
-
-function requireTrtcSdk(): TrtcCloudModule {
-  const exported = require('trtc-electron-sdk') as TrtcCloudModule | { default: TrtcCloudModule };
-  // The TRTCCloud class is the module itself (CommonJS) or its default export (compiled ESM).
-  return 'default' in exported ? exported.default : exported;
+  return new TrtcElectronRoom(sdk, options.enterTimeoutMs ?? DEFAULT_ENTER_TIMEOUT_MS);
 }
 
 function sdkUnavailable(error: unknown): MediaError {
-  const notInstalled = (error as { code?: unknown } | null)?.code === 'MODULE_NOT_FOUND';
-  const message = notInstalled
-    ? 'trtc-electron-sdk is not installed; recording a TRTC room needs it, and an Electron host to run its native addon'
-    : `trtc-electron-sdk could not be loaded; it needs an Electron host to run its native addon (${error instanceof Error ? error.message : String(error)})`;
+  const notFound = (error as { code?: unknown } | null)?.code === 'MODULE_NOT_FOUND';
+  const detail = error instanceof Error ? error.message : String(error);
+  const message = !notFound
+    ? `trtc-electron-sdk could not be loaded; it needs an Electron host to run its native addon (${detail})`
+    : detail.includes('trtc_electron_sdk.node')
+      ? 'trtc-electron-sdk is installed without its native addon (its install script downloads it from Tencent): recording a TRTC room needs it, and an Electron host to run it'
+      : 'trtc-electron-sdk is not installed; recording a TRTC room needs it, and an Electron host to run its native addon';
   return new MediaError('TrtcSdkUnavailable', message, { cause: error });
 }
 
@@ -80,20 +90,24 @@ class TrtcElectronRoom implements RoomSource {
   /** Set from `enter()` until out of the room. */
   private cloud: TrtcCloud | undefined;
   private listener!: RoomListener;
-  private entering: { resolve(): void; reject(error: Error): void } | undefined;
+  private entering: { resolve(): void; reject(error: Error): void; timer: NodeJS.Timeout } | undefined;
   private exitConfirmed: (() => void) | undefined;
   /** Users whose frames a render callback is registered for. */
   private readonly videoUsers = new Set<string>();
   /** Set when only some anchors are received: streams are then pulled one by one. */
   private subscription: Subscription | undefined;
 
-  constructor(private readonly sdk: TrtcCloudModule) {}
+  constructor(
+    private readonly sdk: TrtcSdkModule,
+    private readonly enterTimeoutMs: number,
+  ) {}
 
   private readonly handlers: TrtcCloudEvents = {
     // result: the time entering took (ms), or a negative error code.
     onEnterRoom: (result) => {
       const entering = this.entering;
       this.entering = undefined;
+      clearTimeout(entering?.timer);
       if (result >= 0) return entering?.resolve();
       this.detach();
       entering?.reject(new RoomEnterError(result));
@@ -126,7 +140,7 @@ class TrtcElectronRoom implements RoomSource {
 
   enter(target: RoomTarget, listener: RoomListener, subscription?: Subscription): Promise<void> {
     if (this.cloud) return Promise.reject(new MediaError('RoomEnterFailed', 'already in a TRTC room; leave it first'));
-    const cloud = this.sdk.getTRTCShareInstance();
+    const cloud = this.sdk.default.getTRTCShareInstance();
     this.cloud = cloud;
     this.listener = listener;
     this.subscription = subscription;
@@ -153,18 +167,22 @@ class TrtcElectronRoom implements RoomSource {
     });
     const byNumber = target.roomId !== undefined;
     return new Promise<void>((resolve, reject) => {
-      this.entering = { resolve, reject };
-      cloud.enterRoom(
-        {
-          sdkAppId: target.sdkAppId,
-          userId: target.userId,
-          userSig: target.userSig,
-          roomId: byNumber ? target.roomId! : 0,
-          strRoomId: byNumber ? '' : (target.strRoomId ?? ''),
-          role: TRTC_ROLE_AUDIENCE,
-        },
-        TRTC_APP_SCENE_LIVE,
+      const timer = setTimeout(() => {
+        this.detach();
+        this.entering = undefined;
+        reject(new MediaError('RoomEnterFailed', `entering the TRTC room failed: the SDK gave no answer in ${this.enterTimeoutMs / 1000} s`));
+      }, this.enterTimeoutMs);
+      this.entering = { resolve, reject, timer };
+      // The SDK's own class: enterRoom() ignores plain objects (it logs an error and does nothing).
+      const params = new this.sdk.TRTCParams(
+        target.sdkAppId,
+        target.userId,
+        target.userSig,
+        byNumber ? target.roomId! : 0,
+        byNumber ? '' : (target.strRoomId ?? ''),
+        TRTC_ROLE_AUDIENCE,
       );
+      cloud.enterRoom(params, TRTC_APP_SCENE_LIVE);
     });
   }
 
@@ -186,14 +204,17 @@ class TrtcElectronRoom implements RoomSource {
     const cloud = this.cloud!;
     // Not received: no render callback, no stream pulled; only the event is passed on.
     if (!isSubscribed(this.subscription, userId)) return this.listener.videoAvailable(userId, available);
+    // startRemoteView(userId, null, …) even when streams are received by default: it is what makes
+    // the SDK hand its decoded frames over (a frame buffer and the native render callback), and null
+    // renders them nowhere.
     if (available) {
       this.listener.videoAvailable(userId, true);
       this.videoUsers.add(userId);
       cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_I420, TRTC_BUFFER_TYPE_BUFFER, this.renderer);
-      if (this.subscription) cloud.startRemoteView(userId, null, TRTC_VIDEO_STREAM_BIG);
+      cloud.startRemoteView(userId, null, TRTC_VIDEO_STREAM_BIG);
     } else {
       this.videoUsers.delete(userId);
-      if (this.subscription) cloud.stopRemoteView(userId, TRTC_VIDEO_STREAM_BIG);
+      cloud.stopRemoteView(userId, TRTC_VIDEO_STREAM_BIG);
       cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_UNKNOWN, TRTC_BUFFER_TYPE_UNKNOWN, null);
       this.listener.videoAvailable(userId, false);
     }
@@ -206,6 +227,7 @@ class TrtcElectronRoom implements RoomSource {
     this.exitConfirmed = undefined;
     if (this.entering) {
       // Never got in: the caller learns it from enter(), not from exited().
+      clearTimeout(this.entering.timer);
       this.entering.reject(new MediaError('RoomEnterFailed', `out of the TRTC room (${reason}) before entering completed`));
       this.entering = undefined;
     } else {
@@ -219,7 +241,7 @@ class TrtcElectronRoom implements RoomSource {
     if (!cloud) return;
     this.cloud = undefined;
     for (const event of Object.keys(this.handlers) as Array<keyof TrtcCloudEvents>) cloud.off(event, this.handlers[event]);
-    cloud.setAudioFrameCallback(null);
+    cloud.setAudioFrameCallback(NO_AUDIO_FRAMES);
     for (const userId of this.videoUsers) {
       cloud.setRemoteVideoRenderCallback(userId, TRTC_PIXEL_FORMAT_UNKNOWN, TRTC_BUFFER_TYPE_UNKNOWN, null);
     }

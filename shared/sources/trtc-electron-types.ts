@@ -1,7 +1,7 @@
 /**
  * The part of trtc-electron-sdk (13.3.x) the room adapter uses, declared here from its published
- * type declarations (see ../shared/notes/trtc-electron-sdk.md) so the build never needs the
- * package, which cannot be installed without downloading a native Electron addon.
+ * type declarations and code (test/integration/trtc-electron-sdk.test.ts runs the adapter against
+ * that code, its native addon replaced by a double), so the build never needs the package.
  */
 
 export const TRTC_APP_SCENE_LIVE = 1;
@@ -98,4 +98,11 @@ export interface TrtcCloud {
 /** The `TRTCCloud` class: the package's default export. */
 export interface TrtcCloudModule {
   getTRTCShareInstance(): TrtcCloud;
+}
+
+/** What `require('trtc-electron-sdk')` returns (liteav/index.js). */
+export interface TrtcSdkModule {
+  default: TrtcCloudModule;
+  /** enterRoom() ignores its parameters (it only logs an error) unless they are `instanceof` this class. */
+  TRTCParams: new (sdkAppId: number, userId: string, userSig: string, roomId: number, strRoomId: string, role: number) => TrtcParams;
 }

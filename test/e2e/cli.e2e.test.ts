@@ -56,7 +56,11 @@ async function npmRun(script: string, args: string[], env: Record<string, string
   return { code, stdout: child.stdout(), stderr: child.output() };
 }
 
-const npmScripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+/** npm's lifecycle hooks (postinstall: the liteav set-up) run on install, not as commands people type. */
+const LIFECYCLE_HOOKS = new Set(['preinstall', 'install', 'postinstall', 'prepare']);
+const npmScripts = Object.fromEntries(
+  Object.entries((JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts).filter(([script]) => !LIFECYCLE_HOOKS.has(script)),
+);
 /** Ours go through scripts/lib/cli.ts; test, test:unit and typecheck are vitest's and tsc's own, through scripts/tool.mjs. */
 const ours = (script: string) => npmScripts[script]!.startsWith('tsx scripts/');
 it('runs every npm script through scripts/lib/cli.ts or scripts/tool.mjs', () => {

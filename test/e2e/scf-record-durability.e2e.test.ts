@@ -16,7 +16,7 @@ import { createRoomSimulator, parseRoomScenario } from '../../shared/sources/roo
 import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { describeWithBrowser, startStaticServer, type StaticServer } from '../support/browser';
 import { decodeMedia, type DecodedMedia } from '../support/media-tools';
-import { processesUnderWorkRoot } from '../support/process';
+import { processesUnderWorkRoot, runningProcessesMatching } from '../support/process';
 
 const cosKeys = { SecretId: 'AKIDdurable', SecretKey: 'durable-cos-secret' };
 const bucket = 'durable-1250000000';
@@ -70,18 +70,28 @@ function expectWhole(decoded: DecodedMedia, seconds: number, label: string): voi
 }
 
 describe('the recorder stores while it records', () => {
-  it.each([5, 9])('leaves playable objects after a SIGKILL %s s in, and its encoders do not outlive it', async (killAt) => {
+  // sidecar-sim: the room is the liteav room process (its simulated room), which must also end by itself.
+  it.each([
+    [5, 'sim'],
+    [9, 'sim'],
+    [7, 'sidecar-sim'],
+  ] as const)('leaves playable objects after a SIGKILL %s s in (room: %s), and neither its encoders nor its room process outlive it', async (killAt, room) => {
     const tmp = await mkdtemp(join(workRoot, 'kill-'));
     const hostRequest = request();
-    const host = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/record-host.ts', JSON.stringify(hostRequest), JSON.stringify(scenario(60))], {
+    const host = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/record-host.ts', JSON.stringify(hostRequest), JSON.stringify(scenario(60)), room], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, ...env({ MEDIA_TMP_DIR: tmp }) },
     });
     await new Promise((resolve) => setTimeout(resolve, killAt * 1000));
+    const roomProcesses = async () => (await processesUnderWorkRoot(tmp)).filter((pid) => runningProcessesMatching('room_process.py').includes(pid));
+    if (room === 'sidecar-sim') expect(await roomProcesses()).toHaveLength(1);
     host.kill('SIGKILL');
     await once(host, 'exit');
 
-    // The encoders see their input end and their output pipe break: they exit on their own.
+    // The room process leaves and exits by itself within 5 s (its stdin closes; PR_SET_PDEATHSIG).
+    await expect.poll(roomProcesses, { timeout: 5_000, interval: 100 }).toEqual([]);
+    // The encoders see their input end and their output pipe break: they exit on their own, as do
+    // the simulated anchors' ffmpegs when the room process is gone.
     await expect.poll(() => processesUnderWorkRoot(tmp), { timeout: 10_000, interval: 200 }).toEqual([]);
 
     const keys = cos.listKeys(bucket, `durable/${hostRequest.RoomId}/`);

@@ -309,9 +309,14 @@ describe('SCF recorder: bad requests', () => {
     expect(answer.body + lines.join('')).not.toContain(secret);
   });
 
-  it('says exactly that trtc-electron-sdk is missing when no simulator is configured', async () => {
-    const result = (await createRecordHandler({ env: env() })(recordRequest({ Callback: undefined }), { request_id: 'no-sdk' })) as RecordResult;
-    expect(result.Error).toMatchObject({ Code: 'TrtcSdkUnavailable', Message: expect.stringContaining('trtc-electron-sdk') });
+  it.each([
+    [{ TRTC_ROOM_SDK: 'electron' }, 'trtc-electron-sdk'],
+    [{ TRTC_ROOM_SDK: 'elektron' }, 'TRTC_ROOM_SDK=elektron names no room SDK: use liteav or electron'],
+    [{ TRTC_LITEAV_PYTHON: '/nonexistent/python3' }, 'no Python at /nonexistent/python3 for the TRTC room'],
+    [{ TRTC_LITEAV_PYTHON: '/usr/bin/python3' }, 'liteav cannot be imported by /usr/bin/python3'],
+  ])('says exactly what is missing when the production room cannot start (%o)', async (extraEnv, message) => {
+    const result = (await createRecordHandler({ env: env(extraEnv) })(recordRequest({ Callback: undefined }), { request_id: 'no-sdk' })) as RecordResult;
+    expect(result.Error).toMatchObject({ Code: 'TrtcSdkUnavailable', Message: expect.stringContaining(message) });
     expect(result.Files).toEqual([]);
   });
 });

@@ -220,7 +220,7 @@ describe('arguments with values', () => {
     expect(parseRoomArgument(`sim:@${join(dir, 'scenario.json')}`).anchors).toHaveLength(1);
     expect(parseRoomArgument('sim:{"anchors":[{"userId":"bob"}],"end":{"at":1,"reason":"kicked"}}').anchors[0]!.userId).toBe('bob');
     expect(usageError(() => parseRoomArgument('sim:scenario.json'))).toBe('--room sim:scenario.json is neither JSON nor a file reference: use --room sim:@scenario.json');
-    expect(usageError(() => parseRoomArgument('scenario.json'))).toMatch(/^--room scenario\.json: the only local room is the simulator, --room sim:@scenario\.json/);
+    expect(usageError(() => parseRoomArgument('scenario.json'))).toMatch(/^--room scenario\.json: the local rooms are the simulator, --room sim:@scenario\.json .* --room sidecar-sim:@scenario\.json/);
     expect(usageError(() => parseRoomArgument('sim:@missing.json'))).toContain('no such file missing.json');
     expect(usageError(() => parseRoomArgument('sim:{"anchors":'))).toMatch(/^--room sim:<json> is not valid JSON: /);
     expect(usageError(() => parseRoomArgument('sim:{"anchors":[{"name":"x"}]}'))).toMatch(/^--room sim:<json>: not a room scenario: .*anchors\.0\.name: unknown field/);

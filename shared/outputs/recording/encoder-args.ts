@@ -23,6 +23,9 @@ export interface RawAudioFormat {
   channels: number;
 }
 
+/** The audio a recording is encoded from when the room leaves the choice to us (liteav hands over what it is asked for). */
+export const RECORDING_AUDIO: RawAudioFormat = { sampleRate: 48_000, channels: 1 };
+
 /** First extra pipe; video comes first when both are present, the output last. */
 const FIRST_PIPE_FD = 3;
 

@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnTracked } from '../support/child-processes';
 
 interface Run {
@@ -68,9 +68,10 @@ it('runs every npm script through scripts/lib/cli.ts or scripts/tool.mjs', () =>
 });
 
 describe.concurrent('every npm script in package.json', () => {
-  it.each(Object.keys(npmScripts))('%s --help: usage on stdout, exit 0, nothing started', async (script) => {
+  it.for(Object.keys(npmScripts))('%s --help: usage on stdout, exit 0, nothing started', async (script, { onTestFinished }) => {
     // Whatever a script does first (a work dir, a cache, a log line) shows in its own TMPDIR or on stderr.
     const tmp = await mkdtemp(join(tmpdir(), 'help-'));
+    // The context's hook: the global one may attach to another of these concurrent tests, which then removes this dir mid-run.
     onTestFinished(() => rm(tmp, { recursive: true, force: true }));
     const result = await npmRun(script, ['--help'], { TMPDIR: tmp });
     expect(result.code, result.stderr).toBe(0);

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ValidationError, type FieldIssue } from './errors';
 
 /** Platform events arrive as a Buffer, a JSON string or an already-parsed object. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
 import { IMAGE_FORMATS, LOSSY_FORMATS } from '../../shared/outputs/images/format';

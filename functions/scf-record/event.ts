@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
 import { RECORD_MODES } from '../../shared/outputs/recording/encoder-args';

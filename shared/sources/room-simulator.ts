@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { MediaError, ValidationError } from '../errors';
 import { resolveFfmpegPath } from '../ffmpeg/binary';
 import { FfmpegProcess } from '../ffmpeg/supervisor';

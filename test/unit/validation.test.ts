@@ -3,7 +3,7 @@
  * shape expected; a wrong one keeps its schema's message; no rejected value is ever echoed.
  */
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { toSnapshotJob } from '../../functions/fc-snapshot/event';
 import { parseRequest } from '../../functions/scf-record/event';
 import { ValidationError, type FieldIssue } from '../../shared/errors';

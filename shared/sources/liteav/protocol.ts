@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /*
  * The pipes between Node and the room process (room_process.py): control commands and events are

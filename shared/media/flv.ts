@@ -117,12 +117,14 @@ export function retimedVideoTag(tag: FlvTag, dtsMs: number, ptsMs: number): FlvT
 
 /** An FLV tag from a message's type, time (ms) and payload, as an RTMP server sends them. */
 export function flvTag(type: number, timestampMs: number, payload: Buffer): FlvTag {
-  const bytes = Buffer.alloc(TAG_HEADER_BYTES + payload.length + PREVIOUS_TAG_SIZE_BYTES);
+  // Every byte is written below: no zero-fill of a frame's worth of memory first.
+  const bytes = Buffer.allocUnsafe(TAG_HEADER_BYTES + payload.length + PREVIOUS_TAG_SIZE_BYTES);
   bytes[0] = type;
   bytes.writeUIntBE(payload.length, 1, 3);
   const dts = timestampMs >>> 0;
   bytes.writeUIntBE(dts & 0xffffff, 4, 3);
   bytes[7] = (dts >>> 24) & 0xff;
+  bytes.writeUIntBE(0, 8, 3); // stream id
   payload.copy(bytes, TAG_HEADER_BYTES);
   bytes.writeUInt32BE(TAG_HEADER_BYTES + payload.length, TAG_HEADER_BYTES + payload.length);
   return { type, dts, bytes, data: bytes.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + payload.length) };

@@ -35,6 +35,22 @@ describe('ChunkReader', () => {
     expect(byByte).toEqual(whole);
   });
 
+  it('keeps nothing of its input: a read buffer reused for every read (the socket\'s onread) leaves the messages whole', () => {
+    const payload = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    const bytes = Buffer.concat([encodeChunks(6, message(9, payload, 40, 1), 128), encodeChunks(4, message(8, Buffer.from([1, 2, 3]), 41, 1), 128)]);
+    const readBuffer = Buffer.alloc(7);
+    const reader = new ChunkReader();
+    const messages: RtmpMessage[] = [];
+    for (let offset = 0; offset < bytes.length; offset += readBuffer.length) {
+      const count = bytes.copy(readBuffer, 0, offset, offset + readBuffer.length);
+      messages.push(...reader.push(readBuffer.subarray(0, count)));
+      readBuffer.fill(0xee);
+    }
+    expect(messages).toEqual(new ChunkReader().push(bytes));
+    expect(messages.map((m) => m.payload.length)).toEqual([5000, 3]);
+    expect(reader.bufferedBytes).toBe(0);
+  });
+
   it('applies a Set Chunk Size to the very next chunk in the same read', () => {
     const setChunkSize = encodeChunks(2, message(1, Buffer.from([0, 0, 0x10, 0])), 128);
     const big = encodeChunks(3, message(20, Buffer.alloc(3000, 1)), 4096);

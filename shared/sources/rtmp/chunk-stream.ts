@@ -1,5 +1,3 @@
-import { ByteQueue } from '../../media/byte-queue';
-
 /**
  * RTMP's chunk stream: messages cut into chunks of the negotiated size, interleaved across chunk
  * stream ids, each chunk header compressed against the previous one of its chunk stream. The
@@ -26,6 +24,8 @@ const MAX_CHUNK_SIZE = 0xffffff;
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 const EXTENDED_TIMESTAMP = 0xffffff;
 const MESSAGE_HEADER_BYTES = [11, 7, 3, 0] as const;
+/** Basic header (up to 3) + message header (up to 11) + extended timestamp (4). */
+const MAX_CHUNK_HEADER_BYTES = 18;
 
 interface ChunkStreamState {
   timestamp: number;
@@ -35,18 +35,30 @@ interface ChunkStreamState {
   streamId: number;
   /** The last header's timestamp field was 0xFFFFFF: continuation chunks repeat the 4-byte field. */
   extended: boolean;
-  parts: Buffer[];
+  /** The message being received, allocated whole when its first chunk's header is read. */
+  payload: Buffer | undefined;
   received: number;
 }
 
+/**
+ * Reads chunks as bytes arrive, in any pieces. Each payload byte is copied once, straight into
+ * its message's buffer, and nothing of the input is kept: the caller may pass a buffer it reuses
+ * for every read (the socket's `onread`), which spares an allocation and a copy per read.
+ */
 export class ChunkReader {
-  private readonly pending = new ByteQueue();
   private readonly streams = new Map<number, ChunkStreamState>();
   private chunkSize = DEFAULT_CHUNK_SIZE;
+  /** The chunk header being read, when a read ended inside it. */
+  private readonly header = Buffer.alloc(MAX_CHUNK_HEADER_BYTES);
+  private headerBytes = 0;
+  /** The chunk whose payload is being read, and how much of it is still to come. */
+  private inChunk: ChunkStreamState | undefined;
+  private chunkBytesLeft = 0;
+  private partialBytes = 0;
 
-  /** Bytes received and not yet part of a whole chunk. */
+  /** Bytes held for messages not yet whole (and a partly read header). */
   get bufferedBytes(): number {
-    return this.pending.length;
+    return this.partialBytes + this.headerBytes;
   }
 
   private setChunkSize(size: number): void {
@@ -57,93 +69,128 @@ export class ChunkReader {
   /** A partly received message on this chunk stream is to be dropped (Abort message). */
   private abort(chunkStreamId: number): void {
     const state = this.streams.get(chunkStreamId);
-    if (state) {
-      state.parts = [];
+    if (state?.payload) {
+      this.partialBytes -= state.received;
+      state.payload = undefined;
       state.received = 0;
     }
   }
 
-  /** Whole messages completed by these bytes, in order. */
+  /** Whole messages completed by these bytes, in order. `bytes` is not kept. */
   push(bytes: Buffer): RtmpMessage[] {
-    this.pending.push(bytes);
     const messages: RtmpMessage[] = [];
-    for (;;) {
-      const message = this.readChunk();
-      if (message === false) return messages;
-      if (!message) continue;
-      // Chunk size and abort apply to the very next chunk: they cannot wait for the caller.
-      if (message.type === SET_CHUNK_SIZE && message.payload.length >= 4) this.setChunkSize(message.payload.readUInt32BE(0) & 0x7fffffff);
-      else if (message.type === ABORT && message.payload.length >= 4) this.abort(message.payload.readUInt32BE(0));
-      messages.push(message);
+    let offset = 0;
+    while (offset < bytes.length) {
+      if (this.inChunk) {
+        const state = this.inChunk;
+        const count = Math.min(this.chunkBytesLeft, bytes.length - offset);
+        bytes.copy(state.payload!, state.received, offset, offset + count);
+        offset += count;
+        state.received += count;
+        this.partialBytes += count;
+        this.chunkBytesLeft -= count;
+        if (this.chunkBytesLeft === 0) this.endChunk(state, messages);
+        continue;
+      }
+      // The header's length is known piece by piece: basic header, then message header, then
+      // whether an extended timestamp follows.
+      const needed = this.headerLength();
+      if (this.headerBytes < needed) {
+        const count = Math.min(needed - this.headerBytes, bytes.length - offset);
+        bytes.copy(this.header, this.headerBytes, offset, offset + count);
+        this.headerBytes += count;
+        offset += count;
+        continue;
+      }
+      this.startChunk(messages);
     }
+    // A header that arrived whole at the very end of the input is read now, so that an empty
+    // message completes without waiting for the next read.
+    if (!this.inChunk && this.headerBytes > 0 && this.headerBytes === this.headerLength()) this.startChunk(messages);
+    return messages;
   }
 
-  /** One chunk, when it is all here: false when more bytes are needed; the message it completes, if any. */
-  private readChunk(): RtmpMessage | undefined | false {
-    const available = this.pending.length;
-    if (available < 1) return false;
-    const first = this.pending.peek(1)[0]!;
+  /** The length of the chunk header being read, as far as its bytes so far tell. */
+  private headerLength(): number {
+    if (this.headerBytes === 0) return 1;
+    const first = this.header[0]!;
     const format = first >> 6;
-    let chunkStreamId = first & 0x3f;
-    let basicBytes = 1;
-    if (chunkStreamId === 0) basicBytes = 2;
-    else if (chunkStreamId === 1) basicBytes = 3;
-    const headerBytes = basicBytes + MESSAGE_HEADER_BYTES[format]!;
-    if (available < headerBytes) return false;
-    const head = this.pending.peek(headerBytes);
-    if (basicBytes === 2) chunkStreamId = 64 + head[1]!;
-    else if (basicBytes === 3) chunkStreamId = 64 + head[1]! + head[2]! * 256;
+    const id = first & 0x3f;
+    const basic = id === 0 ? 2 : id === 1 ? 3 : 1;
+    const base = basic + MESSAGE_HEADER_BYTES[format]!;
+    if (this.headerBytes < base) return base;
+    const extended = format < 3 ? this.header.readUIntBE(basic, 3) === EXTENDED_TIMESTAMP : (this.streams.get(this.chunkStreamId(basic))?.extended ?? false);
+    return base + (extended ? 4 : 0);
+  }
+
+  private chunkStreamId(basic: number): number {
+    if (basic === 2) return 64 + this.header[1]!;
+    if (basic === 3) return 64 + this.header[1]! + this.header[2]! * 256;
+    return this.header[0]! & 0x3f;
+  }
+
+  /** The header is whole: updates its chunk stream and starts reading the chunk's payload. */
+  private startChunk(messages: RtmpMessage[]): void {
+    const head = this.header;
+    const format = head[0]! >> 6;
+    const basic = (head[0]! & 0x3f) === 0 ? 2 : (head[0]! & 0x3f) === 1 ? 3 : 1;
+    const chunkStreamId = this.chunkStreamId(basic);
+    const headerLength = this.headerLength();
+    this.headerBytes = 0;
 
     let state = this.streams.get(chunkStreamId);
     if (!state) {
       if (format !== 0) throw new RtmpProtocolError(`chunk stream ${chunkStreamId} starts with a type ${format} header`);
-      state = { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, parts: [], received: 0 };
+      state = { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, payload: undefined, received: 0 };
       this.streams.set(chunkStreamId, state);
     }
-    const continuing = format === 3 && state.received > 0;
+    const continuing = format === 3 && state.payload !== undefined;
+    let offset = basic;
     let timestampField = 0;
-    let offset = basicBytes;
     if (format < 3) {
       timestampField = head.readUIntBE(offset, 3);
       offset += 3;
     }
     const extended = format < 3 ? timestampField === EXTENDED_TIMESTAMP : state.extended;
-    const total = headerBytes + (extended ? 4 : 0);
-    const payloadLength = format < 2 ? head.readUIntBE(offset, 3) : state.length;
-    if (payloadLength > MAX_MESSAGE_BYTES) throw new RtmpProtocolError(`message of ${payloadLength} bytes is too large`);
-    const remaining = (continuing ? state.length - state.received : payloadLength);
-    const chunkPayload = Math.min(this.chunkSize, remaining);
-    if (available < total + chunkPayload) return false;
-
-    const chunk = this.pending.take(total + chunkPayload);
-    if (extended) timestampField = chunk.readUInt32BE(headerBytes);
+    if (extended) timestampField = head.readUInt32BE(headerLength - 4);
     if (!continuing) {
+      const payloadLength = format < 2 ? head.readUIntBE(offset, 3) : state.length;
+      if (payloadLength > MAX_MESSAGE_BYTES) throw new RtmpProtocolError(`message of ${payloadLength} bytes is too large`);
       if (format === 0) {
         state.timestamp = timestampField;
         state.delta = 0;
         state.length = payloadLength;
-        state.type = chunk[offset + 3]!;
-        state.streamId = chunk.readUInt32LE(offset + 4);
+        state.type = head[offset + 3]!;
+        state.streamId = head.readUInt32LE(offset + 4);
       } else {
         if (format < 3) state.delta = timestampField;
         if (format === 1) {
           state.length = payloadLength;
-          state.type = chunk[offset + 3]!;
+          state.type = head[offset + 3]!;
         }
         state.timestamp = (state.timestamp + state.delta) >>> 0;
       }
       state.extended = extended;
-      state.parts = [];
+      state.payload = Buffer.allocUnsafe(state.length);
       state.received = 0;
     }
-    // A copy: the chunk is a view into bytes that the queue lets go of.
-    state.parts.push(Buffer.from(chunk.subarray(total)));
-    state.received += chunkPayload;
-    if (state.received < state.length) return undefined;
-    const payload = state.parts.length === 1 ? state.parts[0]! : Buffer.concat(state.parts, state.length);
-    state.parts = [];
+    this.inChunk = state;
+    this.chunkBytesLeft = Math.min(this.chunkSize, state.length - state.received);
+    if (this.chunkBytesLeft === 0) this.endChunk(state, messages);
+  }
+
+  /** A chunk's payload is in: the message it completes, if any, is passed on. */
+  private endChunk(state: ChunkStreamState, messages: RtmpMessage[]): void {
+    this.inChunk = undefined;
+    if (state.received < state.length) return;
+    const message = { type: state.type, streamId: state.streamId, timestamp: state.timestamp, payload: state.payload! };
+    this.partialBytes -= state.received;
+    state.payload = undefined;
     state.received = 0;
-    return { type: state.type, streamId: state.streamId, timestamp: state.timestamp, payload };
+    // Chunk size and abort apply to the very next chunk: they cannot wait for the caller.
+    if (message.type === SET_CHUNK_SIZE && message.payload.length >= 4) this.setChunkSize(message.payload.readUInt32BE(0) & 0x7fffffff);
+    else if (message.type === ABORT && message.payload.length >= 4) this.abort(message.payload.readUInt32BE(0));
+    messages.push(message);
   }
 }
 

@@ -95,8 +95,10 @@ const COMMAND_CSID = 3;
 const STREAM_CSID = 8;
 /** What ffmpeg and librtmp announce; some servers look at it. */
 const FLASH_VERSION = 'LNX 9,0,124,2';
-/** Bytes of server output we hold before a whole chunk must have formed. */
+/** Bytes of server output we hold for messages not yet whole, over all chunk streams. */
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+/** One socket read at most; the buffer is reused for every read. */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 type Phase = 'handshake' | 'connect' | 'createStream' | 'play' | 'playing';
 
@@ -138,7 +140,17 @@ export class RtmpPlayer {
   private connect(): void {
     const { host, port, secure } = this.target;
     const common = { host, port, lookup: guardedLookup };
-    const socket = secure ? tls.connect({ ...common, servername: net.isIP(host) ? undefined : host }) : net.connect(common);
+    // Plain TCP reads into one buffer of ours, reused for every read (the chunk reader keeps
+    // nothing of it): no allocation and no stream machinery per read, a third of Node's cost of
+    // receiving a 5.6 Mbit/s stream. TLS keeps its 'data' events.
+    const readBuffer = secure ? undefined : Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const onread = (bytes: number) => {
+      this.receive(readBuffer!.subarray(0, bytes));
+      return true;
+    };
+    const socket = secure
+      ? tls.connect({ ...common, servername: net.isIP(host) ? undefined : host })
+      : net.connect({ ...common, onread: { buffer: readBuffer!, callback: onread } });
     this.socket = socket;
     socket.setNoDelay(true);
     this.setupTimer = setTimeout(() => this.setupTimedOut(), Math.max(0, this.options.setupDeadlineMs - Date.now()));
@@ -146,7 +158,7 @@ export class RtmpPlayer {
       this.c1 = Buffer.concat([Buffer.alloc(8), randomBytes(HANDSHAKE_BYTES - 8)]);
       socket.write(Buffer.concat([Buffer.from([3]), this.c1]));
     });
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    if (secure) socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (error: NodeJS.ErrnoException) => this.end(this.describeSocketError(error)));
     socket.on('close', () => {
       if (this.phase === 'handshake') return this.end({ kind: 'unsupported', message: `the server closed the connection during the RTMP handshake` });
@@ -186,7 +198,7 @@ export class RtmpPlayer {
         this.onMessage(message);
         if (this.done) return;
       }
-      if (this.reader.bufferedBytes > MAX_BUFFERED_BYTES) throw new RtmpProtocolError('the server sent more than we can hold without a whole chunk');
+      if (this.reader.bufferedBytes > MAX_BUFFERED_BYTES) throw new RtmpProtocolError('the server sent more unfinished messages than we can hold');
       this.acknowledge();
     } catch (error) {
       if (error instanceof RtmpProtocolError || error instanceof AmfError) this.end({ kind: 'unsupported', message: error.message });
@@ -351,7 +363,8 @@ export class RtmpPlayer {
   }
 
   private markPlaying(): void {
-    if (this.phase === 'play' || this.phase === 'playing') {
+    // Called for every packet: once playing, nothing to do.
+    if (this.phase === 'play') {
       this.phase = 'playing';
       clearTimeout(this.setupTimer);
       this.resolvePlaying();

@@ -117,17 +117,26 @@ export function retimedVideoTag(tag: FlvTag, dtsMs: number, ptsMs: number): FlvT
 
 /** An FLV tag from a message's type, time (ms) and payload, as an RTMP server sends them. */
 export function flvTag(type: number, timestampMs: number, payload: Buffer): FlvTag {
-  // Every byte is written below: no zero-fill of a frame's worth of memory first.
+  // Every byte is written: no zero-fill of a frame's worth of memory first.
   const bytes = Buffer.allocUnsafe(TAG_HEADER_BYTES + payload.length + PREVIOUS_TAG_SIZE_BYTES);
-  bytes[0] = type;
-  bytes.writeUIntBE(payload.length, 1, 3);
-  const dts = timestampMs >>> 0;
-  bytes.writeUIntBE(dts & 0xffffff, 4, 3);
-  bytes[7] = (dts >>> 24) & 0xff;
-  bytes.writeUIntBE(0, 8, 3); // stream id
   payload.copy(bytes, TAG_HEADER_BYTES);
-  bytes.writeUInt32BE(TAG_HEADER_BYTES + payload.length, TAG_HEADER_BYTES + payload.length);
-  return { type, dts, bytes, data: bytes.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + payload.length) };
+  return flvTagInFrame(type, timestampMs, bytes);
+}
+
+/** The room an FLV tag needs around its data: what a reader leaves for `flvTagInFrame`. */
+export const FLV_TAG_FRAMING = { before: TAG_HEADER_BYTES, after: PREVIOUS_TAG_SIZE_BYTES } as const;
+
+/** A tag made in place: `frame` holds the data with FLV_TAG_FRAMING room around it. */
+export function flvTagInFrame(type: number, timestampMs: number, frame: Buffer): FlvTag {
+  const dataSize = frame.length - TAG_HEADER_BYTES - PREVIOUS_TAG_SIZE_BYTES;
+  const dts = timestampMs >>> 0;
+  frame[0] = type;
+  frame.writeUIntBE(dataSize, 1, 3);
+  frame.writeUIntBE(dts & 0xffffff, 4, 3);
+  frame[7] = (dts >>> 24) & 0xff;
+  frame.writeUIntBE(0, 8, 3); // stream id
+  frame.writeUInt32BE(TAG_HEADER_BYTES + dataSize, TAG_HEADER_BYTES + dataSize);
+  return { type, dts, bytes: frame, data: frame.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + dataSize) };
 }
 
 /** The 9-byte FLV file header (video only) and the first previous-tag-size, for a stream we assemble. */

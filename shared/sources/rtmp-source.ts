@@ -1,4 +1,4 @@
-import { FLV_TAG_VIDEO, flvTag, isAvc, videoTagInfo } from '../media/flv';
+import { FLV_TAG_VIDEO, flvTag, flvTagInFrame, isAvc, videoTagInfo } from '../media/flv';
 import { LivenessWatch } from '../liveness';
 import { RtmpPlayer } from './rtmp/client';
 import type { SourceEnd, VideoSource, VideoSourceOptions } from './video-source';
@@ -23,7 +23,8 @@ export class NodeRtmpSource implements VideoSource {
       setupDeadlineMs: Date.now() + options.liveness.firstPacketTimeoutMs,
       onVideo: (message) => {
         if (this.refusal) return;
-        const tag = flvTag(FLV_TAG_VIDEO, message.timestamp, message.payload);
+        // In place when the message came with its FLV framing (an aggregate's parts do not).
+        const tag = message.frame ? flvTagInFrame(FLV_TAG_VIDEO, message.timestamp, message.frame) : flvTag(FLV_TAG_VIDEO, message.timestamp, message.payload);
         const info = videoTagInfo(tag);
         if (!info) return;
         if (!isAvc(info)) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AmfError, decodeAmf0, encodeAmf0 } from '../../shared/sources/rtmp/amf0';
+import { FLV_TAG_FRAMING, flvTag, flvTagInFrame } from '../../shared/media/flv';
 import { ChunkReader, encodeChunks, RtmpProtocolError, type RtmpMessage } from '../../shared/sources/rtmp/chunk-stream';
 import { parseRtmpUrl } from '../../shared/sources/rtmp/client';
 
@@ -49,6 +50,14 @@ describe('ChunkReader', () => {
     expect(messages).toEqual(new ChunkReader().push(bytes));
     expect(messages.map((m) => m.payload.length)).toEqual([5000, 3]);
     expect(reader.bufferedBytes).toBe(0);
+  });
+
+  it('receives each message into a frame with the room asked for: an FLV tag made in place equals one made by copying', () => {
+    const payload = Buffer.from([0x17, 1, 0, 0, 0, 9, 9, 9]);
+    const [received] = new ChunkReader(FLV_TAG_FRAMING).push(encodeChunks(6, message(9, payload, 0x01020304, 1), 128));
+    expect(received!.payload).toEqual(payload);
+    expect(received!.frame!.length).toBe(11 + payload.length + 4);
+    expect(flvTagInFrame(9, received!.timestamp, received!.frame!)).toEqual(flvTag(9, 0x01020304, payload));
   });
 
   it('applies a Set Chunk Size to the very next chunk in the same read', () => {

@@ -12,6 +12,17 @@ export interface RtmpMessage {
   /** ms, 32 bits. */
   timestamp: number;
   payload: Buffer;
+  /**
+   * The buffer `payload` was received into, with the reader's `framing` room around it: a video
+   * message becomes an FLV tag by writing its header and trailer in place, without a copy.
+   */
+  frame?: Buffer;
+}
+
+/** Room a reader leaves before and after each payload. */
+export interface MessageFraming {
+  before: number;
+  after: number;
 }
 
 export class RtmpProtocolError extends Error {}
@@ -35,7 +46,8 @@ interface ChunkStreamState {
   streamId: number;
   /** The last header's timestamp field was 0xFFFFFF: continuation chunks repeat the 4-byte field. */
   extended: boolean;
-  /** The message being received, allocated whole when its first chunk's header is read. */
+  /** The message being received, allocated whole (with the framing room) when its first chunk's header is read. */
+  frame: Buffer | undefined;
   payload: Buffer | undefined;
   received: number;
 }
@@ -56,6 +68,12 @@ export class ChunkReader {
   private chunkBytesLeft = 0;
   private partialBytes = 0;
 
+  private readonly framed: boolean;
+
+  constructor(private readonly framing: MessageFraming = { before: 0, after: 0 }) {
+    this.framed = framing.before + framing.after > 0;
+  }
+
   /** Bytes held for messages not yet whole (and a partly read header). */
   get bufferedBytes(): number {
     return this.partialBytes + this.headerBytes;
@@ -71,6 +89,7 @@ export class ChunkReader {
     const state = this.streams.get(chunkStreamId);
     if (state?.payload) {
       this.partialBytes -= state.received;
+      state.frame = undefined;
       state.payload = undefined;
       state.received = 0;
     }
@@ -141,7 +160,7 @@ export class ChunkReader {
     let state = this.streams.get(chunkStreamId);
     if (!state) {
       if (format !== 0) throw new RtmpProtocolError(`chunk stream ${chunkStreamId} starts with a type ${format} header`);
-      state = { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, payload: undefined, received: 0 };
+      state = { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, frame: undefined, payload: undefined, received: 0 };
       this.streams.set(chunkStreamId, state);
     }
     const continuing = format === 3 && state.payload !== undefined;
@@ -171,7 +190,9 @@ export class ChunkReader {
         state.timestamp = (state.timestamp + state.delta) >>> 0;
       }
       state.extended = extended;
-      state.payload = Buffer.allocUnsafe(state.length);
+      const { before, after } = this.framing;
+      state.frame = Buffer.allocUnsafe(before + state.length + after);
+      state.payload = state.frame.subarray(before, before + state.length);
       state.received = 0;
     }
     this.inChunk = state;
@@ -183,8 +204,10 @@ export class ChunkReader {
   private endChunk(state: ChunkStreamState, messages: RtmpMessage[]): void {
     this.inChunk = undefined;
     if (state.received < state.length) return;
-    const message = { type: state.type, streamId: state.streamId, timestamp: state.timestamp, payload: state.payload! };
+    const message: RtmpMessage = { type: state.type, streamId: state.streamId, timestamp: state.timestamp, payload: state.payload! };
+    if (this.framed) message.frame = state.frame;
     this.partialBytes -= state.received;
+    state.frame = undefined;
     state.payload = undefined;
     state.received = 0;
     // Chunk size and abort apply to the very next chunk: they cannot wait for the caller.

@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { guardedLookup } from '../../network-guard';
 import { describeConnectionError } from '../video-source';
 import { decodeAmf0, encodeAmf0, AmfError, type AmfObject, type AmfValue } from './amf0';
+import { FLV_TAG_FRAMING } from '../../media/flv';
 import { ChunkReader, encodeChunks, RtmpProtocolError, type RtmpMessage } from './chunk-stream';
 
 /**
@@ -106,7 +107,8 @@ export class RtmpPlayer {
   readonly ended: Promise<RtmpEnd>;
   private readonly target: RtmpUrl;
   private socket: net.Socket | undefined;
-  private readonly reader = new ChunkReader();
+  /** Room for an FLV tag's header and trailer around each message: media becomes tags in place. */
+  private readonly reader = new ChunkReader(FLV_TAG_FRAMING);
   private phase: Phase = 'handshake';
   private handshake = Buffer.alloc(0);
   private c1 = Buffer.alloc(0);

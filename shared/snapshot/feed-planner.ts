@@ -85,6 +85,9 @@ export class FeedPlanner<T> {
    */
   private openGop = false;
   private readonly patienceMs: number;
+  /** Presentation time of the last I/P picture, and how far apart the last two were. */
+  private lastAnchorMs: number | undefined;
+  private anchorSpacingMs: number | undefined;
 
   constructor(private readonly options: FeedPlannerOptions) {
     this.patienceMs = Math.min(options.intervalMs * KEYFRAME_PATIENCE, MAX_KEYFRAME_PATIENCE_MS);
@@ -113,6 +116,10 @@ export class FeedPlanner<T> {
   /** What to feed the decoder now, in order, for this picture (in decode order). */
   offer(unit: PlannerUnit<T>): FeedItem<T>[] {
     const { info } = unit;
+    if (info.sliceType === 'P' || info.sliceType === 'I') {
+      if (this.lastAnchorMs !== undefined && unit.timeMs > this.lastAnchorMs) this.anchorSpacingMs = unit.timeMs - this.lastAnchorMs;
+      this.lastAnchorMs = unit.timeMs;
+    }
     if (unit.keyframe && (info.idr || info.sliceType === 'I')) return this.startChain(unit);
     const chain = this.chain ?? (unit.keyframe ? this.startRecoveryChain(unit) : undefined);
     // Nothing refers to it, nothing to decode it from, or it belongs to the GOP we skipped.
@@ -172,11 +179,17 @@ export class FeedPlanner<T> {
     return this.chain;
   }
 
-  /** An I/P picture past the middle of a slot that is still empty. */
+  /**
+   * An I/P picture of a slot that is still empty: once past the slot's middle (and the patience
+   * left for a keyframe), or earlier when the next I/P, as far apart as the last two, would come
+   * after the slot ends — an interval shorter than that spacing would otherwise miss slots.
+   */
   private isDue(unit: PlannerUnit<T>): boolean {
     if (unit.info.sliceType !== 'P' && unit.info.sliceType !== 'I') return false;
     const slot = this.slotOf(unit.timeMs);
-    return slot > this.lastSlot && unit.timeMs >= this.slotMiddle(slot) + this.patienceMs;
+    if (slot <= this.lastSlot) return false;
+    const lastInSlot = this.anchorSpacingMs !== undefined && unit.timeMs + this.anchorSpacingMs >= this.slotMiddle(slot) + this.options.intervalMs / 2;
+    return lastInSlot || unit.timeMs >= this.slotMiddle(slot) + this.patienceMs;
   }
 
   private feedHeldThrough(chain: Chain<T>, unit: PlannerUnit<T>): FeedItem<T>[] {

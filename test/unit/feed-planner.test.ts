@@ -64,6 +64,13 @@ describe('FeedPlanner', () => {
     expect(fed.map((item) => item.decode)).toEqual([...fed.map((item) => item.decode)].sort((a, b) => a - b));
   });
 
+  it('fills every slot of an interval shorter than the references are apart at the slot middle (0.2 s, P every 133 ms)', () => {
+    const { chosen } = plan(200, stream({ fps: 30, gopFrames: 30, frames: 300, b: 3 }));
+    expect(chosen.map((item) => item.slot)).toEqual(Array.from({ length: 50 }, (_, slot) => slot));
+    // Each is an I/P picture of its own slot.
+    for (const item of chosen) expect(slotOf(item.timeMs, 0, 200)).toBe(item.slot);
+  });
+
   it('holds references while keyframes are expected in time, and feeds them just before a late GOP picture', () => {
     // 1 s GOPs, then the encoder stretches one GOP to 3 s.
     const first = stream({ fps: 10, gopFrames: 10, frames: 50 });

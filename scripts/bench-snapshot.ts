@@ -1,21 +1,31 @@
 /**
- * `npm run bench:snapshot`: the original rtmp-snapshot sample's ffmpeg command and this function,
- * side by side on the same live 1080p30 stream (keyframe every 1 s, 3 B-frames, 60 s), in one run.
- * Prints, for a steady-state window (from 10 s after both started to 5 s before the stream ends):
- * CPU seconds per minute of stream (user+sys) of ffmpeg alone and of the whole process (Node and
- * its ffmpegs), the ratios, CPU per image; and over the whole run: upload lag (written → stored in
- * the OSS emulator) and freshness (its keyframe reached us → stored), p50/p95/max.
+ * `npm run bench:snapshot`, in two parts (`--part` runs one):
+ * - side by side: the original rtmp-snapshot sample's ffmpeg command and this function (built as
+ *   shipped, loaded as FC loads it) on the same
+ *   live 1080p30 stream (keyframe every 1 s, 3 B-frames, 60 s), in one run. Prints, for a
+ *   steady-state window (from 10 s after both started to 5 s before the stream ends): CPU seconds
+ *   per minute of stream (user+sys) of ffmpeg alone and of the whole process (Node and its
+ *   ffmpegs), the ratios, CPU per image; and over the whole run: upload lag (written → stored in
+ *   the OSS emulator) and freshness (its keyframe reached us → stored), p50/p95/max.
+ * - capped: the built handler (dist's index.js and bin/ffmpeg, built afresh into a temporary
+ *   folder) on a live 80 s 1080p30 stream inside a cgroup sized like an FC instance (0.05, 0.1,
+ *   0.25 vCPU; 128 MB), with the original sample in a group of its own with the same cap: stored
+ *   snapshots, lag growth, throttling, peak memory, OOM kills, time to the first snapshot.
+ *   Skipped with the reason where cgroups can't be made (not root, no cpu/memory controllers).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOssEmulator } from '../test/emulators/oss-emulator';
 import { makeTestStream } from '../test/support/media-tools';
 import { publish, waitForPublishing } from '../test/support/publisher';
 import { startNodeMediaServer } from '../test/support/rtmp-server';
-import { defineCli, positiveInteger, runCli, UsageError, type CliValues } from './lib/cli';
+import { resolveFfmpegPath } from '../shared/ffmpeg/binary';
 import { describeDecoding, type DecodeReport } from '../shared/snapshot/job';
+import { buildFunctions } from './build';
+import { describeCap, runCapped, type CappedRunReport } from './bench/capped-snapshot';
+import { defineCli, positiveInteger, positiveNumber, runCli, UsageError, type CliValues } from './lib/cli';
 
 /** The steady-state window runs from 10 s in to 5 s before the end: a shorter stream leaves none. */
 const MIN_SECONDS = 20;
@@ -24,10 +34,20 @@ export const benchSnapshotCli = defineCli({
   name: 'bench:snapshot',
   summary: "The original rtmp-snapshot sample's ffmpeg command and this function, side by side on one live 1080p30 stream: CPU, freshness, upload lag.",
   options: {
-    seconds: { type: 'string', placeholder: 'S', default: '60', description: `length of the published stream (at least ${MIN_SECONDS})` },
+    part: { type: 'string', placeholder: 'PART', default: 'all', description: 'side-by-side, capped, all (both), or reception' },
+    seconds: { type: 'string', placeholder: 'S', default: '60', description: `length of the side-by-side stream (at least ${MIN_SECONDS})` },
+    'capped-seconds': { type: 'string', placeholder: 'S', default: '80', description: 'length of the stream in each capped run' },
+    cpus: { type: 'string', placeholder: 'LIST', default: '0.05,0.1,0.25', description: 'the vCPU caps to run, comma-separated' },
+    memory: { type: 'string', placeholder: 'MB', default: '128', description: 'the memory cap of every capped run' },
+    interval: { type: 'string', placeholder: 'S', default: '1', description: "the capped runs' snapshot interval (the event's interval)" },
+    format: { type: 'string', placeholder: 'FORMAT', default: 'jpg', description: "the capped runs' image format: jpg, png or webp" },
   },
-  notes: ['Makes the 1080p30 test stream once, cached in .cache/test-streams/; node-media-server and the OSS emulator run in this\nprocess, each contender in its own.'],
-  examples: ['npm run bench:snapshot', 'npm run bench:snapshot -- --seconds 30'],
+  notes: [
+    'Makes the 1080p30 test streams once, cached in .cache/test-streams/; node-media-server and the OSS emulator run in this\n' +
+      'process, each contender in its own. Capped runs need root and cgroups (v1 cpu+memory, or v2); without them they\n' +
+      'are skipped with the reason.',
+  ],
+  examples: ['npm run bench:snapshot', 'npm run bench:snapshot -- --part side-by-side --seconds 30', 'npm run bench:snapshot -- --part capped --cpus 0.05'],
   exitCodes: [
     [0, 'measured (the table is on stdout)'],
     [1, 'the benchmark failed'],
@@ -72,13 +92,32 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+const PARTS = ['side-by-side', 'capped', 'all', 'reception'] as const;
+/** The reception part: Node's CPU over this window, after a warm-up. */
+const RECEPTION_WARMUP_MS = 5_000;
+const RECEPTION_WINDOW_MS = 30_000;
+
 async function main(values: CliValues<typeof benchSnapshotCli.options>): Promise<number> {
+  const part = values.part as (typeof PARTS)[number];
+  if (!PARTS.includes(part)) throw new UsageError(`--part must be one of ${PARTS.join(', ')} (got ${values.part})`);
   const streamSeconds = positiveInteger('seconds', values.seconds);
   if (streamSeconds < MIN_SECONDS) throw new UsageError(`--seconds must be at least ${MIN_SECONDS}: the steady-state window runs from 10 s in to 5 s before the end (got ${values.seconds})`);
+  const cappedSeconds = positiveInteger('capped-seconds', values['capped-seconds']);
+  const cpus = values.cpus.split(',').map((text) => positiveNumber('cpus', text.trim()));
+  const memoryBytes = positiveInteger('memory', values.memory) * 2 ** 20;
+  const snapshotEvent = { interval: positiveNumber('interval', values.interval), format: values.format };
+  if (part === 'reception') return reception();
+  if (part !== 'capped') await sideBySide(streamSeconds);
+  if (part !== 'side-by-side') await capped(cpus.map((cpu) => ({ cpus: cpu, memoryBytes })), cappedSeconds, snapshotEvent);
+  return 0;
+}
+
+async function sideBySide(streamSeconds: number): Promise<void> {
   log(`making a ${streamSeconds} s 1080p30 stream with a keyframe every second (cached)…`);
   const stream = await makeTestStream({ width: 1920, height: 1080, fps: 30, gopSeconds: 1, seconds: streamSeconds, audio: true });
   const [server, oss, work] = await Promise.all([startNodeMediaServer(), startOssEmulator(credentials), mkdtemp(join(tmpdir(), 'bench-'))]);
   try {
+    const [build] = await buildFunctions({ outDir: join(work, 'build'), functions: ['fc-snapshot'], ffmpeg: true });
     const url = server.url('bench');
     const publisher = publish(stream, url);
     await waitForPublishing(server, 'bench', 20_000);
@@ -89,7 +128,8 @@ async function main(values: CliValues<typeof benchSnapshotCli.options>): Promise
     let windowTo = 0;
     const seed = startContender(['seed', url, seedDir]);
     const event = { rtmp_url: url, bucket: 'bench-bucket', region: 'cn-hangzhou', dst: 'bench', idle_timeout: 5 };
-    const fn = startContender(['function', JSON.stringify(event)], {
+    const fn = startContender(['function', build!.dir, JSON.stringify(event)], {
+      LOG_LEVEL: 'info',
       OSS_ENDPOINT: oss.endpoint,
       ALIBABA_CLOUD_ACCESS_KEY_ID: credentials.accessKeyId,
       ALIBABA_CLOUD_ACCESS_KEY_SECRET: credentials.accessKeySecret,
@@ -139,9 +179,109 @@ async function main(values: CliValues<typeof benchSnapshotCli.options>): Promise
     console.log(`CPU per image (whole process, steady state): ${((fnWindow.total / imagesInWindow) * 1000).toFixed(1)} ms over ${imagesInWindow} images`);
     console.log(`upload lag written→stored: p50 ${percentile(lags, 50)} ms, p95 ${percentile(lags, 95)} ms, max ${Math.max(...lags)} ms over ${lags.length} snapshots`);
     console.log(`freshness, keyframe received→stored (B-frames in the source): p50 ${percentile(freshness, 50)} ms, p95 ${percentile(freshness, 95)} ms, max ${Math.max(...freshness)} ms   (target: within one GOP + 1 s = 2000 ms)`);
-    return 0;
   } finally {
     await Promise.all([server.stop(), oss.close()]);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Node's own CPU receiving the 1080p30 stream through our RTMP client and nothing else (no imager,
+ * no uploads): the part of the function's cost that reception is, to measure changes to it.
+ */
+async function reception(): Promise<number> {
+  const seconds = Math.ceil((RECEPTION_WARMUP_MS + RECEPTION_WINDOW_MS) / 1000) + 10;
+  const stream = await makeTestStream({ width: 1920, height: 1080, fps: 30, gopSeconds: 1, seconds, audio: true });
+  const server = await startNodeMediaServer();
+  try {
+    const url = server.url('reception');
+    const publisher = publish(stream, url);
+    await waitForPublishing(server, 'reception', 20_000);
+    const receiver = startContender(['receive', url]);
+    await new Promise((resolve) => setTimeout(resolve, RECEPTION_WARMUP_MS));
+    receiver.child.kill('SIGUSR1');
+    await new Promise((resolve) => setTimeout(resolve, RECEPTION_WINDOW_MS));
+    receiver.child.kill('SIGUSR1');
+    receiver.child.kill('SIGUSR2');
+    const report = await receiver.report;
+    await publisher.stop();
+    const window = windowCpu(report.samples);
+    console.log(`reception alone (NodeRtmpSource, 5.6 Mbit/s 1080p30 from node-media-server): ${(window.total * 1000).toFixed(0)} ms of CPU over ${window.seconds.toFixed(0)} s (${((window.total * 60) / window.seconds).toFixed(2)} CPU-s per minute)`);
+    return 0;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Targets of the smallest instance (issue 18), printed beside each capped run. */
+const CAPPED_TARGETS = { storedShare: 75 / 80, lagGrowthMs: 2_000, firstSnapshotMs: 3_000 };
+
+async function capped(caps: Array<{ cpus: number; memoryBytes: number }>, streamSeconds: number, snapshotEvent: { interval: number; format: string }): Promise<void> {
+  log(`making a ${streamSeconds} s 1080p30 stream with a keyframe every second (cached)…`);
+  const stream = await makeTestStream({ width: 1920, height: 1080, fps: 30, gopSeconds: 1, seconds: streamSeconds, audio: true });
+  const work = await mkdtemp(join(tmpdir(), 'bench-capped-'));
+  const [server, oss] = await Promise.all([startNodeMediaServer(), startOssEmulator(credentials)]);
+  try {
+    log('building fc-snapshot as shipped (index.js, bin/ffmpeg) into a temporary folder…');
+    const [build] = await buildFunctions({ outDir: join(work, 'build'), functions: ['fc-snapshot'], ffmpeg: true });
+    const reports: CappedRunReport[] = [];
+    for (const cap of caps) {
+      const report = await runCapped({
+        cap,
+        functionDir: build!.dir,
+        sampleFfmpeg: resolveFfmpegPath(),
+        stream,
+        streamSeconds,
+        server,
+        oss,
+        credentials,
+        bucket: 'bench-bucket',
+        workDir: work,
+        snapshotEvent,
+        log,
+      });
+      if ('unavailable' in report) {
+        console.log(`capped runs SKIPPED: ${report.unavailable}`);
+        return;
+      }
+      reports.push(report);
+    }
+    printCapped(reports, streamSeconds, snapshotEvent);
+  } finally {
+    await Promise.all([server.stop(), oss.close()]);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function printCapped(reports: CappedRunReport[], streamSeconds: number, snapshotEvent: { interval: number; format: string }): void {
+  const slots = Math.floor(streamSeconds / snapshotEvent.interval);
+  const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
+  // Lag growth may be negative (the lag shrank after start-up); never "-0.0".
+  const s = (ms: number | null) => (ms === null || Number.isNaN(ms) ? '-' : `${(Math.round(ms / 100) / 10 || 0).toFixed(1)} s`);
+  const throttled = (usage: CappedRunReport['functionUsage']) =>
+    `${usage.throttledSeconds.toFixed(0)} s (${usage.periods ? Math.round((100 * usage.throttledPeriods) / usage.periods) : 0}% of periods)`;
+  console.log('');
+  console.log(
+    `capped: the built handler (${snapshotEvent.format} every ${snapshotEvent.interval} s) and the original sample, each in its own cgroup, one live ${streamSeconds} s 1080p30 stream (1 s GOP) at a time`,
+  );
+  console.log('');
+  console.log('| cap | stored | shed | lag growth (p95) | first snapshot | CPU-s | throttled | peak memory (anon) | OOM kills | original sample: images, CPU-s, throttled |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  for (const r of reports) {
+    const f = r.functionUsage;
+    console.log(
+      `| ${describeCap(r.cap)} | ${r.stored} of ${slots} | ${r.shed} | ${s(r.lagGrowthP95Ms)} | ${s(r.firstSnapshotMs)} (${s(r.firstSnapshotAfterLoadMs)} after load) | ${f.cpuSeconds.toFixed(2)} | ${throttled(f)} | ${mb(f.peakMemoryBytes)} (${mb(f.peakAnonymousBytes)}) | ${f.oomKills} | ${r.sampleImages}, ${r.sampleUsage.cpuSeconds.toFixed(2)}, ${throttled(r.sampleUsage)} |`,
+    );
+  }
+  console.log('');
+  for (const r of reports) {
+    const misses: string[] = [];
+    if (r.stored < CAPPED_TARGETS.storedShare * slots) misses.push(`stored ${r.stored} < ${Math.ceil(CAPPED_TARGETS.storedShare * slots)}`);
+    if (!(r.lagGrowthP95Ms <= CAPPED_TARGETS.lagGrowthMs)) misses.push(`lag growth ${s(r.lagGrowthP95Ms)} > 2 s`);
+    if (r.shed > 0) misses.push(`${r.shed} shed`);
+    if (r.functionUsage.oomKills > 0) misses.push(`${r.functionUsage.oomKills} OOM kills`);
+    if (r.firstSnapshotMs === null || r.firstSnapshotMs > CAPPED_TARGETS.firstSnapshotMs) misses.push(`first snapshot ${s(r.firstSnapshotMs)} > 3 s`);
+    console.log(`${describeCap(r.cap)}: status ${r.status}, stop ${r.stopReason}, ${r.functionExit}; targets (≥ 75/80 of the slots stored, lag growth ≤ 2 s, nothing shed, no OOM, first snapshot ≤ 3 s): ${misses.length ? `MISSED: ${misses.join('; ')}` : 'met'}`);
   }
 }
 

@@ -68,6 +68,8 @@ interface Chain<T> {
 /** How far past a slot's middle a keyframe may still come before a GOP picture is taken instead. */
 const KEYFRAME_PATIENCE = 0.25;
 const MAX_KEYFRAME_PATIENCE_MS = 1_000;
+/** I/P spacings remembered to predict the next: a few mini-GOPs of an adaptive-B encoder. */
+const ANCHOR_SPACINGS_KEPT = 8;
 
 export class FeedPlanner<T> {
   readonly counts: PlannerCounts = { keyframeTargets: 0, interiorTargets: 0, referencesFed: 0, skipped: 0 };
@@ -85,9 +87,9 @@ export class FeedPlanner<T> {
    */
   private openGop = false;
   private readonly patienceMs: number;
-  /** Presentation time of the last I/P picture, and how far apart the last two were. */
+  /** Presentation time of the last I/P picture, and how far apart the last few were (newest last). */
   private lastAnchorMs: number | undefined;
-  private anchorSpacingMs: number | undefined;
+  private readonly anchorSpacingsMs: number[] = [];
 
   constructor(private readonly options: FeedPlannerOptions) {
     this.patienceMs = Math.min(options.intervalMs * KEYFRAME_PATIENCE, MAX_KEYFRAME_PATIENCE_MS);
@@ -117,7 +119,10 @@ export class FeedPlanner<T> {
   offer(unit: PlannerUnit<T>): FeedItem<T>[] {
     const { info } = unit;
     if (info.sliceType === 'P' || info.sliceType === 'I') {
-      if (this.lastAnchorMs !== undefined && unit.timeMs > this.lastAnchorMs) this.anchorSpacingMs = unit.timeMs - this.lastAnchorMs;
+      if (this.lastAnchorMs !== undefined && unit.timeMs > this.lastAnchorMs) {
+        this.anchorSpacingsMs.push(unit.timeMs - this.lastAnchorMs);
+        if (this.anchorSpacingsMs.length > ANCHOR_SPACINGS_KEPT) this.anchorSpacingsMs.shift();
+      }
       this.lastAnchorMs = unit.timeMs;
     }
     if (unit.keyframe && (info.idr || info.sliceType === 'I')) return this.startChain(unit);
@@ -181,14 +186,16 @@ export class FeedPlanner<T> {
 
   /**
    * An I/P picture of a slot that is still empty: once past the slot's middle (and the patience
-   * left for a keyframe), or earlier when the next I/P, as far apart as the last two, would come
-   * after the slot ends — an interval shorter than that spacing would otherwise miss slots.
+   * left for a keyframe), or earlier when the next I/P may come after the slot ends (as far apart
+   * as the widest of the last few: encoders vary it) — an interval shorter than that spacing would
+   * otherwise miss slots.
    */
   private isDue(unit: PlannerUnit<T>): boolean {
     if (unit.info.sliceType !== 'P' && unit.info.sliceType !== 'I') return false;
     const slot = this.slotOf(unit.timeMs);
     if (slot <= this.lastSlot) return false;
-    const lastInSlot = this.anchorSpacingMs !== undefined && unit.timeMs + this.anchorSpacingMs >= this.slotMiddle(slot) + this.options.intervalMs / 2;
+    const widestSpacing = this.anchorSpacingsMs.length > 0 ? Math.max(...this.anchorSpacingsMs) : undefined;
+    const lastInSlot = widestSpacing !== undefined && unit.timeMs + widestSpacing >= this.slotMiddle(slot) + this.options.intervalMs / 2;
     return lastInSlot || unit.timeMs >= this.slotMiddle(slot) + this.patienceMs;
   }
 

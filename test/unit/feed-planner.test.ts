@@ -66,8 +66,31 @@ describe('FeedPlanner', () => {
 
   it('fills every slot of an interval shorter than the references are apart at the slot middle (0.2 s, P every 133 ms)', () => {
     const { chosen } = plan(200, stream({ fps: 30, gopFrames: 30, frames: 300, b: 3 }));
-    expect(chosen.map((item) => item.slot)).toEqual(Array.from({ length: 50 }, (_, slot) => slot));
+    // Every slot, none skipped: 50 whole ones, and the last, which the stream ends inside of.
+    expect(chosen.map((item) => item.slot)).toEqual(Array.from({ length: 51 }, (_, slot) => slot));
     // Each is an I/P picture of its own slot.
+    for (const item of chosen) expect(slotOf(item.timeMs, 0, 200)).toBe(item.slot);
+  });
+
+  it('fills every slot at 0.2 s when the encoder varies how many B-frames stand between references (adaptive B)', () => {
+    // 30 fps, a keyframe every 30 frames, P pictures 1 to 4 frames apart as x264's b-adapt places them.
+    const anchors = [4, 6, 9, 13, 14, 18, 22, 23, 27, 29];
+    const units: PlannerUnit<number>[] = [];
+    let decode = 0;
+    const push = (frame: number, keyframe: boolean, sliceType: SliceType, reference: boolean) =>
+      units.push({ timeMs: Math.round((frame * 1000) / 30), keyframe, info: { idr: keyframe, sliceType, reference }, bytes: 1000, payload: decode++ });
+    for (let gop = 0; gop < 300; gop += 30) {
+      push(gop, true, 'I', true);
+      let previous = gop;
+      for (const anchor of anchors) {
+        push(gop + anchor, false, 'P', true);
+        for (let frame = previous + 1; frame < gop + anchor; frame++) push(frame, false, 'B', false);
+        previous = gop + anchor;
+      }
+    }
+    const { chosen } = plan(200, units);
+    // Every slot, none skipped: 50 whole ones, and the last, which the stream ends inside of.
+    expect(chosen.map((item) => item.slot)).toEqual(Array.from({ length: 51 }, (_, slot) => slot));
     for (const item of chosen) expect(slotOf(item.timeMs, 0, 200)).toBe(item.slot);
   });
 

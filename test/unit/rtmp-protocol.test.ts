@@ -60,6 +60,15 @@ describe('ChunkReader', () => {
     expect(flvTagInFrame(9, received!.timestamp, received!.frame!)).toEqual(flvTag(9, 0x01020304, payload));
   });
 
+  it('bounds what unfinished messages make it allocate: a server announcing large messages on many chunk streams is refused', () => {
+    // Each chunk stream announces an 8 MB message and sends its first 128-byte chunk only.
+    const started = (csid: number) => Buffer.concat([Buffer.from([csid, 0, 0, 0, 0x7f, 0xff, 0xff, 9, 1, 0, 0, 0]), Buffer.alloc(128)]);
+    const reader = new ChunkReader();
+    for (let csid = 3; csid < 7; csid++) expect(reader.push(started(csid))).toEqual([]);
+    expect(reader.bufferedBytes).toBe(4 * 0x7fffff);
+    expect(() => reader.push(started(7))).toThrow(RtmpProtocolError);
+  });
+
   it('applies a Set Chunk Size to the very next chunk in the same read', () => {
     const setChunkSize = encodeChunks(2, message(1, Buffer.from([0, 0, 0x10, 0])), 128);
     const big = encodeChunks(3, message(20, Buffer.alloc(3000, 1)), 4096);

@@ -37,6 +37,18 @@ const EXTENDED_TIMESTAMP = 0xffffff;
 const MESSAGE_HEADER_BYTES = [11, 7, 3, 0] as const;
 /** Basic header (up to 3) + message header (up to 11) + extended timestamp (4). */
 const MAX_CHUNK_HEADER_BYTES = 18;
+/**
+ * Unfinished messages held at once, over all chunk streams. A message's buffer is allocated whole
+ * when its first header arrives, so this bounds what a server can make us allocate, not only what
+ * it has sent.
+ */
+const MAX_PENDING_BYTES = 32 * 1024 * 1024;
+
+/** 1, 2 or 3 bytes: chunk stream ids 0 and 1 in the first byte announce the longer forms. */
+function basicHeaderBytes(first: number): number {
+  const id = first & 0x3f;
+  return id === 0 ? 2 : id === 1 ? 3 : 1;
+}
 
 interface ChunkStreamState {
   timestamp: number;
@@ -66,8 +78,8 @@ export class ChunkReader {
   /** The chunk whose payload is being read, and how much of it is still to come. */
   private inChunk: ChunkStreamState | undefined;
   private chunkBytesLeft = 0;
-  private partialBytes = 0;
-
+  /** Bytes allocated for messages not yet whole. */
+  private pendingBytes = 0;
   private readonly framed: boolean;
 
   constructor(private readonly framing: MessageFraming = { before: 0, after: 0 }) {
@@ -76,7 +88,7 @@ export class ChunkReader {
 
   /** Bytes held for messages not yet whole (and a partly read header). */
   get bufferedBytes(): number {
-    return this.partialBytes + this.headerBytes;
+    return this.pendingBytes + this.headerBytes;
   }
 
   private setChunkSize(size: number): void {
@@ -88,7 +100,7 @@ export class ChunkReader {
   private abort(chunkStreamId: number): void {
     const state = this.streams.get(chunkStreamId);
     if (state?.payload) {
-      this.partialBytes -= state.received;
+      this.pendingBytes -= state.length;
       state.frame = undefined;
       state.payload = undefined;
       state.received = 0;
@@ -106,7 +118,6 @@ export class ChunkReader {
         bytes.copy(state.payload!, state.received, offset, offset + count);
         offset += count;
         state.received += count;
-        this.partialBytes += count;
         this.chunkBytesLeft -= count;
         if (this.chunkBytesLeft === 0) this.endChunk(state, messages);
         continue;
@@ -132,10 +143,8 @@ export class ChunkReader {
   /** The length of the chunk header being read, as far as its bytes so far tell. */
   private headerLength(): number {
     if (this.headerBytes === 0) return 1;
-    const first = this.header[0]!;
-    const format = first >> 6;
-    const id = first & 0x3f;
-    const basic = id === 0 ? 2 : id === 1 ? 3 : 1;
+    const format = this.header[0]! >> 6;
+    const basic = basicHeaderBytes(this.header[0]!);
     const base = basic + MESSAGE_HEADER_BYTES[format]!;
     if (this.headerBytes < base) return base;
     const extended = format < 3 ? this.header.readUIntBE(basic, 3) === EXTENDED_TIMESTAMP : (this.streams.get(this.chunkStreamId(basic))?.extended ?? false);
@@ -152,7 +161,7 @@ export class ChunkReader {
   private startChunk(messages: RtmpMessage[]): void {
     const head = this.header;
     const format = head[0]! >> 6;
-    const basic = (head[0]! & 0x3f) === 0 ? 2 : (head[0]! & 0x3f) === 1 ? 3 : 1;
+    const basic = basicHeaderBytes(head[0]!);
     const chunkStreamId = this.chunkStreamId(basic);
     const headerLength = this.headerLength();
     this.headerBytes = 0;
@@ -190,6 +199,8 @@ export class ChunkReader {
         state.timestamp = (state.timestamp + state.delta) >>> 0;
       }
       state.extended = extended;
+      if (this.pendingBytes + state.length > MAX_PENDING_BYTES) throw new RtmpProtocolError('the server sent more unfinished messages than we can hold');
+      this.pendingBytes += state.length;
       const { before, after } = this.framing;
       state.frame = Buffer.allocUnsafe(before + state.length + after);
       state.payload = state.frame.subarray(before, before + state.length);
@@ -206,7 +217,7 @@ export class ChunkReader {
     if (state.received < state.length) return;
     const message: RtmpMessage = { type: state.type, streamId: state.streamId, timestamp: state.timestamp, payload: state.payload! };
     if (this.framed) message.frame = state.frame;
-    this.partialBytes -= state.received;
+    this.pendingBytes -= state.length;
     state.frame = undefined;
     state.payload = undefined;
     state.received = 0;

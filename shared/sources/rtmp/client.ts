@@ -96,8 +96,6 @@ const COMMAND_CSID = 3;
 const STREAM_CSID = 8;
 /** What ffmpeg and librtmp announce; some servers look at it. */
 const FLASH_VERSION = 'LNX 9,0,124,2';
-/** Bytes of server output we hold for messages not yet whole, over all chunk streams. */
-const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 /** One socket read at most; the buffer is reused for every read. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -200,7 +198,6 @@ export class RtmpPlayer {
         this.onMessage(message);
         if (this.done) return;
       }
-      if (this.reader.bufferedBytes > MAX_BUFFERED_BYTES) throw new RtmpProtocolError('the server sent more unfinished messages than we can hold');
       this.acknowledge();
     } catch (error) {
       if (error instanceof RtmpProtocolError || error instanceof AmfError) this.end({ kind: 'unsupported', message: error.message });

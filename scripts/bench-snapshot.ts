@@ -1,8 +1,8 @@
 /**
- * `npm run bench:snapshot`, in two parts (`--part` runs one):
+ * `npm run bench:snapshot`: side by side and capped by default; `--part` runs one, or reception.
  * - side by side: the original rtmp-snapshot sample's ffmpeg command and this function (built as
- *   shipped, loaded as FC loads it) on the same
- *   live 1080p30 stream (keyframe every 1 s, 3 B-frames, 60 s), in one run. Prints, for a
+ *   shipped, loaded as FC loads it) on the same live 1080p30 stream (keyframe every 1 s,
+ *   3 B-frames, 60 s), in one run. Prints, for a
  *   steady-state window (from 10 s after both started to 5 s before the stream ends): CPU seconds
  *   per minute of stream (user+sys) of ffmpeg alone and of the whole process (Node and its
  *   ffmpegs), the ratios, CPU per image; and over the whole run: upload lag (written → stored in
@@ -12,6 +12,7 @@
  *   0.25 vCPU; 128 MB), with the original sample in a group of its own with the same cap: stored
  *   snapshots, lag growth, throttling, peak memory, OOM kills, time to the first snapshot.
  *   Skipped with the reason where cgroups can't be made (not root, no cpu/memory controllers).
+ * - reception: Node's own CPU receiving the same stream through NodeRtmpSource alone.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import { makeTestStream } from '../test/support/media-tools';
 import { publish, waitForPublishing } from '../test/support/publisher';
 import { startNodeMediaServer } from '../test/support/rtmp-server';
 import { resolveFfmpegPath } from '../shared/ffmpeg/binary';
+import { IMAGE_FORMATS } from '../shared/outputs/images/format';
 import { describeDecoding, type DecodeReport } from '../shared/snapshot/job';
 import { buildFunctions } from './build';
 import { describeCap, runCapped, type CappedRunReport } from './bench/capped-snapshot';
@@ -32,7 +34,8 @@ const MIN_SECONDS = 20;
 
 export const benchSnapshotCli = defineCli({
   name: 'bench:snapshot',
-  summary: "The original rtmp-snapshot sample's ffmpeg command and this function, side by side on one live 1080p30 stream: CPU, freshness, upload lag.",
+  summary:
+    "The original rtmp-snapshot sample's ffmpeg command and this function on one live 1080p30 stream: side by side (CPU, freshness, upload lag), and capped at FC's instance sizes.",
   options: {
     part: { type: 'string', placeholder: 'PART', default: 'all', description: 'side-by-side, capped, all (both), or reception' },
     seconds: { type: 'string', placeholder: 'S', default: '60', description: `length of the side-by-side stream (at least ${MIN_SECONDS})` },
@@ -105,6 +108,7 @@ async function main(values: CliValues<typeof benchSnapshotCli.options>): Promise
   const cappedSeconds = positiveInteger('capped-seconds', values['capped-seconds']);
   const cpus = values.cpus.split(',').map((text) => positiveNumber('cpus', text.trim()));
   const memoryBytes = positiveInteger('memory', values.memory) * 2 ** 20;
+  if (!(IMAGE_FORMATS as readonly string[]).includes(values.format)) throw new UsageError(`--format must be one of ${IMAGE_FORMATS.join(', ')} (got ${values.format})`);
   const snapshotEvent = { interval: positiveNumber('interval', values.interval), format: values.format };
   if (part === 'reception') return reception();
   if (part !== 'capped') await sideBySide(streamSeconds);

@@ -71,7 +71,8 @@ async function openV1(name: string, cap: Cap): Promise<CappedGroup> {
   const cpuacct = join(CGROUP_ROOT, 'cpuacct', name);
   const memory = join(CGROUP_ROOT, 'memory', name);
   const hasCpuacct = existsSync(join(CGROUP_ROOT, 'cpuacct', 'cpuacct.usage'));
-  const dirs = hasCpuacct && cpu !== cpuacct ? [cpu, cpuacct, memory] : [cpu, memory];
+  // Where cpu and cpuacct are one hierarchy (symlinked), the same dir twice is harmless.
+  const dirs = hasCpuacct ? [cpu, cpuacct, memory] : [cpu, memory];
   for (const dir of dirs) await mkdir(dir, { recursive: true });
   await writeFile(join(cpu, 'cpu.cfs_period_us'), String(PERIOD_US));
   await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(quotaUs(cap)));

@@ -4,6 +4,7 @@
  * stores what it left on disk and removes its work dir — never touching a live invocation's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,6 +61,7 @@ describe('a SIGKILLed snapshot invocation', () => {
       await expect.poll(() => uploaded, { timeout: 30_000, interval: 100 }).toBeGreaterThanOrEqual(8);
       const ffmpegs = await processesUnderWorkRoot(tmpRoot);
       expect(ffmpegs.length).toBe(1); // the imager: Node receives the stream itself
+      const hostExited = once(host, 'exit');
       host.kill('SIGKILL');
       const killedAt = Date.now();
 
@@ -75,6 +77,10 @@ describe('a SIGKILLed snapshot invocation', () => {
       }
       expect(existsSync(join(dstDir, 'manifest.json'))).toBe(false); // written only at a clean end
 
+      // The next invocation on an instance starts once the killed one is gone. Its imager ends as
+      // soon as the kernel closes its files, while the process may still be exiting (one run in the
+      // full suite found it alive then): wait for the exit itself, as a real next invocation would.
+      await hostExited;
       // The next invocation stores the dead one's leftovers and removes its dir before capturing.
       const deadDirs = (await readdir(tmpRoot)).filter((entry) => entry.startsWith('snapshot-'));
       expect(deadDirs).toHaveLength(1);
@@ -85,7 +91,10 @@ describe('a SIGKILLed snapshot invocation', () => {
         { requestId: 'next' },
       )) as SnapshotResult;
       expect(result).toMatchObject({ status: 'ok', counts: { uploaded: 1 } });
-      expect(await readdir(tmpRoot)).toEqual([]);
+      const left = await readdir(tmpRoot);
+      // Should it fail: what the dead dir still holds, and its owner's state now.
+      const leftDetail = await Promise.all(left.map(async (dir) => ({ dir, files: await readdir(join(tmpRoot, dir)).catch(() => []), hostAlive: isProcessRunning(host!.pid!) })));
+      expect(left, JSON.stringify(leftDetail)).toEqual([]);
       const after = await storedSnapshots(dstDir);
       expect(after.length).toBe(before.length + leftovers.length);
       for (const file of after) expect(await decodeImage(await readFile(join(dstDir, file)), 'jpg'), file).toMatchObject({ frames: 1, width: 320 });

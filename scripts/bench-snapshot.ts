@@ -27,6 +27,7 @@ import { IMAGE_FORMATS } from '../shared/outputs/images/format';
 import { describeDecoding, type DecodeReport } from '../shared/snapshot/job';
 import { buildFunctions } from './build';
 import { describeCap, runCapped, type CappedRunReport } from './bench/capped-snapshot';
+import { percentile } from './bench/stats';
 import { defineCli, positiveInteger, positiveNumber, runCli, UsageError, type CliValues } from './lib/cli';
 
 /** The steady-state window runs from 10 s in to 5 s before the end: a shorter stream leaves none. */
@@ -90,10 +91,6 @@ function startContender(args: string[], env: Record<string, string> = {}) {
   return { child, report };
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 const PARTS = ['side-by-side', 'capped', 'all', 'reception'] as const;
 /** The reception part: Node's CPU over this window, after a warm-up. */

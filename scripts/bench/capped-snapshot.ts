@@ -11,6 +11,8 @@ import type { OssEmulator } from '../../test/emulators/oss-emulator';
 import { publish, waitForPublishing } from '../../test/support/publisher';
 import type { RtmpServer } from '../../test/support/rtmp-server';
 import { enterCommand, openCappedGroup, type Cap, type CappedGroup, type CapUsage } from './cgroup';
+import { originalSampleArgs } from './original-sample';
+import { percentile } from './stats';
 
 export interface CappedRunRequest {
   cap: Cap;
@@ -66,14 +68,8 @@ interface Manifest {
 export function lagGrowth(snapshots: Manifest['snapshots']): { startMs: number; p95Ms: number } {
   const lags = snapshots.filter((s) => s.uploaded_at).map((s) => Date.parse(s.uploaded_at!) - Date.parse(s.wall_time));
   if (lags.length === 0) return { startMs: Number.NaN, p95Ms: Number.NaN };
-  const start = median(lags.slice(0, 5));
-  const growth = lags.map((lag) => lag - start).sort((a, b) => a - b);
-  return { startMs: start, p95Ms: growth[Math.min(growth.length - 1, Math.ceil(0.95 * growth.length) - 1)]! };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[(sorted.length - 1) >> 1]!;
+  const start = percentile(lags.slice(0, 5), 50);
+  return { startMs: start, p95Ms: percentile(lags.map((lag) => lag - start), 95) };
 }
 
 /** Polls a group's anonymous memory, keeping the highest reading. */
@@ -135,8 +131,7 @@ export async function runCapped(request: CappedRunRequest): Promise<CappedRunRep
 
     const sampleDir = join(request.workDir, `sample-${tag}`);
     await mkdir(sampleDir, { recursive: true });
-    // The original sample's command, exactly as in the side-by-side run.
-    const sampleCommand = enterCommand(sampleGroup, request.sampleFfmpeg, ['-loglevel', 'error', '-i', url, '-f', 'image2', '-r', '1', '-strftime', '1', `${sampleDir}/%Y%m%d%H%M%S.jpg`]);
+    const sampleCommand = enterCommand(sampleGroup, request.sampleFfmpeg, originalSampleArgs(url, sampleDir));
     const sample = spawn(sampleCommand.file, sampleCommand.args, { stdio: ['pipe', 'ignore', 'ignore'] });
     children.push(sample);
     const sampleExit = once(sample, 'exit');
@@ -163,7 +158,8 @@ export async function runCapped(request: CappedRunRequest): Promise<CappedRunRep
 
     const manifestBytes = request.oss.getObject(request.bucket, `${prefix}/manifest.json`);
     const manifest = manifestBytes ? (JSON.parse(manifestBytes.toString()) as Manifest) : undefined;
-    const firstStored = manifest?.snapshots.map((s) => (s.uploaded_at ? Date.parse(s.uploaded_at) : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
+    const storedAt = (manifest?.snapshots ?? []).filter((s) => s.uploaded_at).map((s) => Date.parse(s.uploaded_at!));
+    const firstStored = storedAt.length > 0 ? Math.min(...storedAt) : undefined;
     const lag = lagGrowth(manifest?.snapshots ?? []);
     const sampleImages = await countWholeFiles(sampleDir);
     return {
@@ -174,8 +170,8 @@ export async function runCapped(request: CappedRunRequest): Promise<CappedRunRep
       status: reported?.result.status ?? describeExit(code, signal),
       lagGrowthP95Ms: lag.p95Ms,
       lagStartMs: lag.startMs,
-      firstSnapshotMs: firstStored !== undefined && Number.isFinite(firstStored) ? firstStored - invokedAt : null,
-      firstSnapshotAfterLoadMs: reported && firstStored !== undefined && Number.isFinite(firstStored) ? firstStored - reported.loadedAt : null,
+      firstSnapshotMs: firstStored !== undefined ? firstStored - invokedAt : null,
+      firstSnapshotAfterLoadMs: firstStored !== undefined && reported ? firstStored - reported.loadedAt : null,
       functionUsage,
       functionExit: describeExit(code, signal),
       sampleImages,

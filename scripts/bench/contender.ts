@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { NodeRtmpSource } from '../../shared/sources/rtmp-source';
 import { cpuSeconds } from './cpu';
+import { originalSampleArgs } from './original-sample';
 
 async function runSeed(url: string, outDir: string): Promise<unknown> {
   mkdirSync(outDir, { recursive: true });
-  // Exactly the seed: every frame decoded, one image a second by strftime name.
-  const ffmpeg = spawn(resolveFfmpegPath(), ['-loglevel', 'error', '-i', url, '-f', 'image2', '-r', '1', '-strftime', '1', `${outDir}/%Y%m%d%H%M%S.jpg`], {
+  const ffmpeg = spawn(resolveFfmpegPath(), originalSampleArgs(url, outDir), {
     stdio: ['pipe', 'ignore', 'inherit'],
   });
   await new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));

@@ -5,10 +5,11 @@ import { StreamTimeline } from '../../shared/snapshot/timeline';
 
 /**
  * Streams as encoders make them, in decode order: `gop` pictures from one keyframe to the next,
- * `b` B-frames between references (the middle one a reference when `pyramid`), `open` for
- * non-IDR I keyframes, `refresh` for intra refresh (recovery points, no I pictures at all).
+ * `b` B-frames between references (the middle one a reference when `pyramid`) or P pictures at
+ * `anchors` (frames into each GOP), `open` for non-IDR I keyframes, `refresh` for intra refresh
+ * (recovery points, no I pictures at all).
  */
-function stream(options: { fps: number; gopFrames: number; frames: number; b?: number; pyramid?: boolean; open?: boolean; refresh?: number }): PlannerUnit<number>[] {
+function stream(options: { fps: number; gopFrames: number; frames: number; b?: number; anchors?: number[]; pyramid?: boolean; open?: boolean; refresh?: number }): PlannerUnit<number>[] {
   const units: PlannerUnit<number>[] = [];
   const frameMs = 1000 / options.fps;
   const b = options.b ?? 0;
@@ -22,9 +23,13 @@ function stream(options: { fps: number; gopFrames: number; frames: number; b?: n
       continue;
     }
     unit(gopStart, decode++, true, 'I', true);
-    // Each reference (P) first in decode order, then the B-frames shown before it.
-    for (let start = gopStart + 1; start < gopEnd; start += b + 1) {
-      const anchor = Math.min(start + b, gopEnd - 1);
+    // Each reference (P) first in decode order, then the B-frames shown before it. `anchors` places
+    // the P pictures within each GOP (an encoder varying the B-frames between them); else every b + 1.
+    const anchors: number[] = [];
+    if (options.anchors) anchors.push(...options.anchors.map((offset) => gopStart + offset).filter((frame) => frame < gopEnd));
+    else for (let start = gopStart + 1; start < gopEnd; start += b + 1) anchors.push(Math.min(start + b, gopEnd - 1));
+    for (const [index, anchor] of anchors.entries()) {
+      const start = index === 0 ? gopStart + 1 : anchors[index - 1]! + 1;
       unit(anchor, decode++, false, 'P', true);
       for (let frame = start; frame < anchor; frame++) unit(frame, decode++, false, 'B', options.pyramid === true && frame === start + Math.floor((anchor - start) / 2));
     }
@@ -68,27 +73,13 @@ describe('FeedPlanner', () => {
     const { chosen } = plan(200, stream({ fps: 30, gopFrames: 30, frames: 300, b: 3 }));
     // Every slot, none skipped: 50 whole ones, and the last, which the stream ends inside of.
     expect(chosen.map((item) => item.slot)).toEqual(Array.from({ length: 51 }, (_, slot) => slot));
-    // Each is an I/P picture of its own slot.
+    // Each lies in its own slot.
     for (const item of chosen) expect(slotOf(item.timeMs, 0, 200)).toBe(item.slot);
   });
 
   it('fills every slot at 0.2 s when the encoder varies how many B-frames stand between references (adaptive B)', () => {
     // 30 fps, a keyframe every 30 frames, P pictures 1 to 4 frames apart as x264's b-adapt places them.
-    const anchors = [4, 6, 9, 13, 14, 18, 22, 23, 27, 29];
-    const units: PlannerUnit<number>[] = [];
-    let decode = 0;
-    const push = (frame: number, keyframe: boolean, sliceType: SliceType, reference: boolean) =>
-      units.push({ timeMs: Math.round((frame * 1000) / 30), keyframe, info: { idr: keyframe, sliceType, reference }, bytes: 1000, payload: decode++ });
-    for (let gop = 0; gop < 300; gop += 30) {
-      push(gop, true, 'I', true);
-      let previous = gop;
-      for (const anchor of anchors) {
-        push(gop + anchor, false, 'P', true);
-        for (let frame = previous + 1; frame < gop + anchor; frame++) push(frame, false, 'B', false);
-        previous = gop + anchor;
-      }
-    }
-    const { chosen } = plan(200, units);
+    const { chosen } = plan(200, stream({ fps: 30, gopFrames: 30, frames: 300, anchors: [4, 6, 9, 13, 14, 18, 22, 23, 27, 29] }));
     // Every slot, none skipped: 50 whole ones, and the last, which the stream ends inside of.
     expect(chosen.map((item) => item.slot)).toEqual(Array.from({ length: 51 }, (_, slot) => slot));
     for (const item of chosen) expect(slotOf(item.timeMs, 0, 200)).toBe(item.slot);

@@ -24,7 +24,8 @@ import { publish, waitForPublishing } from '../test/support/publisher';
 import { startNodeMediaServer } from '../test/support/rtmp-server';
 import { resolveFfmpegPath } from '../shared/ffmpeg/binary';
 import { IMAGE_FORMATS } from '../shared/outputs/images/format';
-import { describeDecoding, type DecodeReport } from '../shared/snapshot/job';
+import { STREAM_RECORD_FORMATS } from '../shared/outputs/recording/stream-copy';
+import { describeDecoding, type DecodeReport, type StreamRecordingEntry } from '../shared/snapshot/job';
 import { buildFunctions } from './build';
 import { describeCap, runCapped, type CappedRunReport } from './bench/capped-snapshot';
 import { percentile } from './bench/stats';
@@ -43,6 +44,7 @@ export const benchSnapshotCli = defineCli({
     'capped-seconds': { type: 'string', placeholder: 'S', default: '80', description: 'length of the stream in each capped run' },
     cpus: { type: 'string', placeholder: 'LIST', default: '0.05,0.1,0.25', description: 'the vCPU caps to run, comma-separated' },
     memory: { type: 'string', placeholder: 'MB', default: '128', description: 'the memory cap of every capped run' },
+    record: { type: 'string', placeholder: 'FORMAT', default: 'mp4', description: "side by side: a third contender, the function with the event's record (mp4 or flv; none leaves it out)" },
     interval: { type: 'string', placeholder: 'S', default: '1', description: "the capped runs' snapshot interval (the event's interval)" },
     format: { type: 'string', placeholder: 'FORMAT', default: 'jpg', description: "the capped runs' image format: jpg, png or webp" },
   },
@@ -69,7 +71,7 @@ interface CpuSample {
 interface ContenderReport {
   cpu: { self: number; children: number };
   samples: CpuSample[];
-  result?: { counts: { taken: number; uploaded: number }; stop_reason: string; decode: DecodeReport };
+  result?: { counts: { taken: number; uploaded: number }; stop_reason: string; decode: DecodeReport; recordings?: StreamRecordingEntry[] };
 }
 
 /** CPU used between the two readings taken for the window (the first two samples). */
@@ -108,12 +110,14 @@ async function main(values: CliValues<typeof benchSnapshotCli.options>): Promise
   if (!(IMAGE_FORMATS as readonly string[]).includes(values.format)) throw new UsageError(`--format must be one of ${IMAGE_FORMATS.join(', ')} (got ${values.format})`);
   const snapshotEvent = { interval: positiveNumber('interval', values.interval), format: values.format };
   if (part === 'reception') return reception();
-  if (part !== 'capped') await sideBySide(streamSeconds);
+  const record = values.record === 'none' ? undefined : values.record;
+  if (record !== undefined && !(STREAM_RECORD_FORMATS as readonly string[]).includes(record)) throw new UsageError(`--record must be one of ${STREAM_RECORD_FORMATS.join(', ')} or none (got ${values.record})`);
+  if (part !== 'capped') await sideBySide(streamSeconds, record);
   if (part !== 'side-by-side') await capped(cpus.map((cpu) => ({ cpus: cpu, memoryBytes })), cappedSeconds, snapshotEvent);
   return 0;
 }
 
-async function sideBySide(streamSeconds: number): Promise<void> {
+async function sideBySide(streamSeconds: number, record: string | undefined): Promise<void> {
   log(`making a ${streamSeconds} s 1080p30 stream with a keyframe every second (cached)…`);
   const stream = await makeTestStream({ width: 1920, height: 1080, fps: 30, gopSeconds: 1, seconds: streamSeconds, audio: true });
   const [server, oss, work] = await Promise.all([startNodeMediaServer(), startOssEmulator(credentials), mkdtemp(join(tmpdir(), 'bench-'))]);
@@ -129,22 +133,26 @@ async function sideBySide(streamSeconds: number): Promise<void> {
     let windowTo = 0;
     const seed = startContender(['seed', url, seedDir]);
     const event = { rtmp_url: url, bucket: 'bench-bucket', region: 'cn-hangzhou', dst: 'bench', idle_timeout: 5 };
-    const fn = startContender(['function', build!.dir, JSON.stringify(event)], {
+    const functionEnv = {
       LOG_LEVEL: 'info',
       OSS_ENDPOINT: oss.endpoint,
       ALIBABA_CLOUD_ACCESS_KEY_ID: credentials.accessKeyId,
       ALIBABA_CLOUD_ACCESS_KEY_SECRET: credentials.accessKeySecret,
       MEDIA_TMP_DIR: work,
-    });
+    };
+    const fn = startContender(['function', build!.dir, JSON.stringify(event)], functionEnv);
+    // The same function, also recording the stream (its own prefix): what `record` costs.
+    const recording = record === undefined ? undefined : startContender(['function', build!.dir, JSON.stringify({ ...event, dst: 'bench-record', record })], functionEnv);
+    const contenders = [seed, fn, ...(recording ? [recording] : [])];
 
     // Readings for the steady-state window: 10 s in, and 5 s before the stream ends.
     const windowTimer = setTimeout(() => {
       windowFrom = Date.now();
-      for (const contender of [seed, fn]) contender.child.kill('SIGUSR1');
+      for (const contender of contenders) contender.child.kill('SIGUSR1');
     }, 10_000);
     const windowEndTimer = setTimeout(() => {
       windowTo = Date.now();
-      for (const contender of [seed, fn]) contender.child.kill('SIGUSR1');
+      for (const contender of contenders) contender.child.kill('SIGUSR1');
     }, (streamSeconds - 5) * 1000);
     await publisher.exited;
     clearTimeout(windowTimer);
@@ -152,7 +160,7 @@ async function sideBySide(streamSeconds: number): Promise<void> {
     log('publisher finished; the original sample would hang here forever, so the bench stops it after 5 s');
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     seed.child.kill('SIGUSR2');
-    const [seedReport, fnReport] = await Promise.all([seed.report, fn.report]);
+    const [seedReport, fnReport, recordReport] = await Promise.all([seed.report, fn.report, recording?.report]);
 
     const manifest = JSON.parse(oss.getObject('bench-bucket', 'bench/manifest.json')!.toString()) as {
       snapshots: Array<{ received_at: string | null; written_at: string; uploaded_at: string | null }>;
@@ -174,6 +182,18 @@ async function sideBySide(streamSeconds: number): Promise<void> {
       ['  whole process CPU-s per minute', perMinute(seedWindow.total, seedWindow.seconds), perMinute(fnWindow.total, fnWindow.seconds)],
       ['whole run CPU-s (start-up included)', (seedReport.cpu.self + seedReport.cpu.children).toFixed(2), (fnReport.cpu.self + fnReport.cpu.children).toFixed(2)],
     ];
+    if (recordReport) {
+      const recordWindow = windowCpu(recordReport.samples);
+      const recordings = recordReport.result!.recordings ?? [];
+      rows[0]!.push(`this function with record: ${record}`);
+      rows[1]!.push(`${recordReport.result!.counts.uploaded} uploaded; ${recordings.map((r) => `${r.key} ${r.duration} s ${r.bytes} B ${r.status}`).join(', ') || 'no recording'}`);
+      rows[2]!.push('');
+      rows[3]!.push(perMinute(recordWindow.ffmpeg, recordWindow.seconds));
+      rows[4]!.push(perMinute(recordWindow.total, recordWindow.seconds));
+      rows[5]!.push((recordReport.cpu.self + recordReport.cpu.children).toFixed(2));
+      const extra = ((recordWindow.total * 60) / recordWindow.seconds - (fnWindow.total * 60) / fnWindow.seconds).toFixed(2);
+      console.log(`record: ${record} costs ${extra} CPU-s per minute more, whole process, same stream and window   (target ≤ 0.30)`);
+    }
     for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(i === 0 ? 40 : 46)).join(''));
     console.log(`ffmpeg alone: ${(seedWindow.ffmpeg / fnWindow.ffmpeg).toFixed(1)}x less CPU than the original sample`);
     console.log(`whole process: ${(seedWindow.total / fnWindow.total).toFixed(1)}x less CPU   (target ≥ 15x, aim 20x)`);

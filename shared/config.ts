@@ -1,6 +1,9 @@
+import { ConfigurationError } from './errors';
+
 /**
  * The one typed reader of the environment. Handlers call it once and pass plain
- * values into the core, which never touches process.env itself.
+ * values into the core, which never touches process.env itself. A value that is set but
+ * malformed fails here, naming the variable: it never silently becomes the default.
  */
 export interface RuntimeConfig {
   ffmpegPath?: string;
@@ -26,14 +29,21 @@ export interface RuntimeConfig {
   /** The bearer secret an HTTP Stop must present (`Authorization: Bearer …`); unset, HTTP Stop is refused. */
   controlSecret?: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  tmpRoot: string;
-  /** Capture stops this long before the function deadline, to flush uploads. */
-  flushMarginMs: number;
-  /** Recording stops this long before the deadline, to finalise and upload recordings. */
-  finalizeMarginMs: number;
-  /** Local disk a recording may use for what storage could not take yet (spill files). */
+  /** Work dirs are made below this (MEDIA_TMP_DIR). */
+  workRoot: string;
+  /** Local disk a job may use for what storage could not take yet (spill files). */
   spillLimitBytes: number;
-  uploadConcurrency: number;
+  /** The FC snapshot function's own settings. */
+  snapshot: {
+    /** Capture stops this long before the deadline (FLUSH_MARGIN_MS): images are small, uploads quick. */
+    finalizeMarginMs: number;
+    uploadConcurrency: number;
+  };
+  /** The SCF recorder's own settings. */
+  record: {
+    /** Recording stops this long before the deadline (FINALIZE_MARGIN_MS): encoders finish, large objects complete. */
+    finalizeMarginMs: number;
+  };
 }
 
 export type Env = Record<string, string | undefined>;
@@ -70,20 +80,33 @@ export function readConfig(env: Env, platform: NodeJS.Platform = process.platfor
     liteavPython: nonEmpty('TRTC_LITEAV_PYTHON'),
     callbackSecret: nonEmpty('CALLBACK_SECRET'),
     controlSecret: nonEmpty('CONTROL_SECRET'),
-    logLevel: (LOG_LEVELS as readonly string[]).includes(level ?? '') ? (level as RuntimeConfig['logLevel']) : 'info',
-    tmpRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',
-    flushMarginMs: positiveNumber(nonEmpty('FLUSH_MARGIN_MS')) ?? 10_000,
-    finalizeMarginMs: positiveNumber(nonEmpty('FINALIZE_MARGIN_MS')) ?? 60_000,
-    spillLimitBytes: mebibytes(positiveNumber(nonEmpty('SPILL_LIMIT_MB')) ?? 256)!,
-    uploadConcurrency: positiveNumber(nonEmpty('UPLOAD_CONCURRENCY')) ?? 4,
+    logLevel: level === undefined ? 'info' : oneOf('LOG_LEVEL', level, LOG_LEVELS),
+    workRoot: nonEmpty('MEDIA_TMP_DIR') ?? '/tmp',
+    spillLimitBytes: Math.floor(positiveNumber('SPILL_LIMIT_MB', nonEmpty('SPILL_LIMIT_MB')) ?? 256) * 1024 * 1024,
+    snapshot: {
+      finalizeMarginMs: positiveNumber('FLUSH_MARGIN_MS', nonEmpty('FLUSH_MARGIN_MS')) ?? 10_000,
+      uploadConcurrency: positiveInteger('UPLOAD_CONCURRENCY', nonEmpty('UPLOAD_CONCURRENCY')) ?? 4,
+    },
+    record: {
+      finalizeMarginMs: positiveNumber('FINALIZE_MARGIN_MS', nonEmpty('FINALIZE_MARGIN_MS')) ?? 60_000,
+    },
   };
 }
 
-function mebibytes(value: number | undefined): number | undefined {
-  return value === undefined ? undefined : Math.floor(value * 1024 * 1024);
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigurationError('InvalidConfig', `${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
 }
 
-function positiveNumber(value: string | undefined): number | undefined {
+function positiveNumber(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
   const parsed = Number(value);
-  return value !== undefined && Number.isFinite(parsed) && parsed > 0 ? parsed : undefined;
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new ConfigurationError('InvalidConfig', `${name} must be a positive number; got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function positiveInteger(name: string, value: string | undefined): number | undefined {
+  const parsed = positiveNumber(name, value);
+  if (parsed !== undefined && !Number.isInteger(parsed)) throw new ConfigurationError('InvalidConfig', `${name} must be a whole number; got ${JSON.stringify(value)}`);
+  return parsed;
 }

@@ -1,16 +1,59 @@
+/** Every code a user can see in a result, a callback or an HTTP answer. */
+export type ErrorCode =
+  // The request or the deployment
+  | 'InvalidInput'
+  | 'InvalidConfig'
+  | 'MissingCredentials'
+  | 'Unauthorized'
+  | 'HttpStopDisabled'
+  // The source
+  | 'SourceUnavailable'
+  | 'ForbiddenSource'
+  | 'MediaFormatError'
+  | 'ImagerFailed'
+  | 'NothingCaptured'
+  // The TRTC room
+  | 'RoomEnterFailed'
+  | 'TrtcSdkUnavailable'
+  | 'RoomAdminError'
+  | 'RecordingFailed'
+  // Storage and delivery
+  | 'StorageError'
+  | 'AppendLimit'
+  | 'CallbackError'
+  | 'InternalError';
+
+/** An outcome as results carry it: never a bare string. */
+export interface ErrorOutcome {
+  code: ErrorCode;
+  message: string;
+}
+
 /**
  * One base class for every error the core raises on purpose. `retryable` tells the
  * retry policy and the edge whether trying again could help; `code` is what users see.
  */
 export class MediaError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = options.retryable ?? false;
+  }
+}
+
+/** Any thrown value as an outcome: a MediaError keeps its code, anything else gets `fallback`. */
+export function outcomeOf(error: unknown, fallback: ErrorCode = 'InternalError'): ErrorOutcome {
+  return { code: error instanceof MediaError ? error.code : fallback, message: error instanceof Error ? error.message : String(error) };
+}
+
+/** Bytes that are not the format they claim (FLV, MP4, MP3, RTMP chunks, AMF). */
+export class MediaFormatError extends MediaError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('MediaFormatError', message, options);
   }
 }
 

@@ -3,6 +3,7 @@ import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
 import { IMAGE_FORMATS, LOSSY_FORMATS } from '../../shared/outputs/images/format';
 import { normalizePrefix } from '../../shared/naming';
+import { STREAM_RECORD_FORMATS } from '../../shared/outputs/recording/stream-copy';
 import type { SnapshotJob } from '../../shared/snapshot/job';
 import { sourceUrlProblem } from '../../shared/source-url';
 import { parseOrThrow } from '../../shared/validation';
@@ -47,10 +48,15 @@ export const snapshotEventSchema = z
     connect_timeout: seconds(1, 600).default(30),
     latest: z.boolean({ error: 'must be true or false' }).default(false),
     callback: urlField(callbackUrlProblem).optional(),
+    record: z.enum(STREAM_RECORD_FORMATS, { error: `must be one of ${STREAM_RECORD_FORMATS.join(', ')}` }).optional(),
+    record_max_duration: z.number({ error: 'must be a number of minutes' }).min(1, 'must be at least 1 minute').max(1440, 'must be at most 1440 minutes').optional(),
   })
   .superRefine((event, ctx) => {
     if (event.quality !== undefined && !LOSSY_FORMATS.includes(event.format)) {
       ctx.addIssue({ code: 'custom', path: ['quality'], message: `applies only to ${LOSSY_FORMATS.join(' and ')}; png is lossless` });
+    }
+    if (event.record_max_duration !== undefined && event.record === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['record_max_duration'], message: 'applies only with record ("mp4" or "flv")' });
     }
   });
 
@@ -78,5 +84,7 @@ export function toSnapshotJob(rawEvent: unknown, requestId: string, functionRegi
     connectTimeoutSec: event.connect_timeout,
     latest: event.latest,
     callbackUrl: event.callback,
+    record: event.record,
+    recordMaxDurationSec: event.record_max_duration === undefined ? undefined : event.record_max_duration * 60,
   };
 }

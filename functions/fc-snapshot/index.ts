@@ -1,4 +1,4 @@
-import { readConfig, type Env } from '../../shared/config';
+import { readConfig, type Env, type RuntimeConfig } from '../../shared/config';
 import { MediaError, ValidationError } from '../../shared/errors';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
@@ -42,8 +42,15 @@ export interface HandlerDependencies {
 export function createSnapshotHandler(deps: HandlerDependencies = {}) {
   return async function snapshotHandler(event: unknown, context: FcContext): Promise<SnapshotHandlerResult> {
     const invokedAt = (deps.now ?? Date.now)();
-    const config = readConfig(deps.env ?? process.env);
     const requestId = context.requestId;
+    let config: RuntimeConfig;
+    try {
+      config = readConfig(deps.env ?? process.env);
+    } catch (error) {
+      const result = failure(requestId, error);
+      createLogger({ requestId, level: 'info', fields: { fn: 'fc-snapshot' } }).error('the function is misconfigured', { error: result.error });
+      return result;
+    }
     const logger = createLogger({ requestId, level: config.logLevel, fields: { fn: 'fc-snapshot' } });
 
     let job: SnapshotJob;
@@ -68,12 +75,13 @@ export function createSnapshotHandler(deps: HandlerDependencies = {}) {
           storeFor,
           ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
           logger,
-          tmpRoot: config.tmpRoot,
+          workRoot: config.workRoot,
           deadlineAt: timeoutMs > 0 ? invokedAt + timeoutMs : undefined,
-          flushMarginMs: stopMarginMs(timeoutMs, config.flushMarginMs),
+          finalizeMarginMs: stopMarginMs(timeoutMs, config.snapshot.finalizeMarginMs),
           signal,
           callbackSecret: config.callbackSecret,
-          uploadConcurrency: config.uploadConcurrency,
+          spillLimitBytes: config.spillLimitBytes,
+          uploadConcurrency: config.snapshot.uploadConcurrency,
           onProgress: deps.onProgress,
         });
         logger.info('snapshot job finished', { status: result.status, stop_reason: result.stop_reason, counts: result.counts, callback: result.callback });
@@ -88,7 +96,7 @@ export function createSnapshotHandler(deps: HandlerDependencies = {}) {
 }
 
 /** FC's own STS credentials first, then the ALIBABA_CLOUD_* env. */
-function createOssStoreFor(target: { bucket: string; region: string }, context: FcContext, config: ReturnType<typeof readConfig>): ObjectStore {
+function createOssStoreFor(target: { bucket: string; region: string }, context: FcContext, config: RuntimeConfig): ObjectStore {
   const fromContext = context.credentials;
   const credentials =
     fromContext?.accessKeyId && fromContext.accessKeySecret

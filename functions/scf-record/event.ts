@@ -1,6 +1,9 @@
 import * as z from 'zod';
 import { callbackUrlProblem } from '../../shared/callback';
 import { ValidationError } from '../../shared/errors';
+import { normalizePrefix } from '../../shared/naming';
+import type { RecordJob } from '../../shared/recording/record-job';
+import type { Subscription } from '../../shared/sources/room-source';
 import { RECORD_MODES } from '../../shared/outputs/recording/encoder-args';
 import { COS_BUCKET_NAME, COS_BUCKET_NAME_RULE } from '../../shared/storage/cos';
 import { parseOrThrow } from '../../shared/validation';
@@ -127,4 +130,31 @@ export function parseRequest(body: unknown): ParsedRequest {
 /** When both room ids are given, RoomId wins, as in TRTC itself. */
 export function roomOf(request: { RoomId?: number; StrRoomId?: string }): { roomId?: number; strRoomId?: string } {
   return request.RoomId !== undefined ? { roomId: request.RoomId } : { strRoomId: request.StrRoomId };
+}
+
+/** A validated Record request + the invocation's id → the core's job. */
+export function toRecordJob(request: RecordRequest, requestId: string): RecordJob {
+  return {
+    requestId,
+    sdkAppId: request.SdkAppId,
+    roomId: request.RoomId,
+    strRoomId: request.StrRoomId,
+    userId: request.UserId,
+    userSig: request.UserSig,
+    mode: request.Mode,
+    bucket: request.CosConfig.Bucket,
+    region: request.CosConfig.Region,
+    keyPrefix: normalizePrefix(request.CosConfig.Path),
+    callbackUrl: request.Callback,
+    maxIdleSec: request.MaxIdleTime,
+    subscription: subscriptionOf(request),
+    maxPieceSec: request.MaxMediaFileDuration === undefined ? undefined : request.MaxMediaFileDuration * 60,
+    snapshotIntervalSec: request.SnapshotInterval,
+  };
+}
+
+function subscriptionOf(request: RecordRequest): Subscription | undefined {
+  if (request.SubscribeUserIds) return { allow: request.SubscribeUserIds };
+  if (request.UnSubscribeUserIds) return { deny: request.UnSubscribeUserIds };
+  return undefined;
 }

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { MediaError, ValidationError } from '../../shared/errors';
+import { MediaError, ValidationError, type ErrorCode } from '../../shared/errors';
 import { decodeJsonEvent } from '../../shared/validation';
 
 /**
@@ -90,7 +90,7 @@ export class ControlAuthError extends MediaError {
   /** The WWW-Authenticate challenge to answer a 401 with. */
   readonly challenge?: string;
 
-  constructor(status: 401 | 403, code: string, message: string, challenge?: string) {
+  constructor(status: 401 | 403, code: ErrorCode, message: string, challenge?: string) {
     super(code, message);
     this.status = status;
     this.challenge = challenge;

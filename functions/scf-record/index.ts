@@ -7,16 +7,15 @@ import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { stopMarginMs, withTerminationSignal } from '../../shared/invocation';
 import { createLogger, type Logger } from '../../shared/log';
 import { redact } from '../../shared/redact';
-import { runRecordJob, type RecordJob, type RecordResult } from '../../shared/recording/record-job';
+import { runRecordJob, type RecordResult } from '../../shared/recording/record-job';
 import { RECORDING_AUDIO } from '../../shared/outputs/recording/encoder-args';
 import { createLiteavRoom } from '../../shared/sources/liteav/liteav-room';
-import type { RoomContext, RoomSource, Subscription } from '../../shared/sources/room-source';
+import type { RoomContext, RoomSource } from '../../shared/sources/room-source';
 import { createTrtcElectronRoom } from '../../shared/sources/trtc-electron-room';
-import { normalizePrefix } from '../../shared/naming';
 import { createCosStore, resolveCosCredentials } from '../../shared/storage/cos';
 import type { ObjectStore } from '../../shared/storage/types';
 import { createRoomAdmin, type RoomAdmin, type TrtcCredentials } from '../../shared/trtc/room-admin';
-import { parseRequest, roomOf, type RecordRequest, type StopRequest } from './event';
+import { parseRequest, roomOf, toRecordJob, type RecordRequest, type StopRequest } from './event';
 import { authorizeControl, ControlAuthError, httpHeaders, httpResponse, unwrapEvent } from './http-event';
 
 /** The parts of SCF's context this function uses. */
@@ -65,11 +64,12 @@ export type RecordHandlerResult = RecordResult | StopResult | FailedRequest;
 export function createRecordHandler(deps: RecordHandlerDependencies = {}) {
   return async function recordHandler(event: unknown, context: ScfContext = {}): Promise<unknown> {
     const invokedAt = Date.now();
-    const config = withInvocationCredentials(readConfig(deps.env ?? process.env), context);
     const requestId = context.request_id ?? randomUUID();
-    const logger = createLogger({ requestId, level: config.logLevel, fields: { fn: 'scf-record' } });
     let viaHttp = typeof event === 'object' && event !== null && 'body' in event;
+    let logger = createLogger({ requestId, level: 'info', fields: { fn: 'scf-record' } });
     try {
+      const config = withInvocationCredentials(readConfig(deps.env ?? process.env), context);
+      logger = createLogger({ requestId, level: config.logLevel, fields: { fn: 'scf-record' } });
       const incoming = unwrapEvent(event);
       viaHttp = incoming.viaHttp;
       const parsed = parseRequest(incoming.body);
@@ -96,23 +96,7 @@ async function record(
   deps: RecordHandlerDependencies,
   deadlineAt: number | undefined,
 ): Promise<RecordResult> {
-  const job: RecordJob = {
-    requestId,
-    sdkAppId: request.SdkAppId,
-    roomId: request.RoomId,
-    strRoomId: request.StrRoomId,
-    userId: request.UserId,
-    userSig: request.UserSig,
-    mode: request.Mode,
-    bucket: request.CosConfig.Bucket,
-    region: request.CosConfig.Region,
-    keyPrefix: normalizePrefix(request.CosConfig.Path),
-    callbackUrl: request.Callback,
-    maxIdleSec: request.MaxIdleTime,
-    subscription: subscriptionOf(request),
-    maxPieceSec: request.MaxMediaFileDuration === undefined ? undefined : request.MaxMediaFileDuration * 60,
-    snapshotIntervalSec: request.SnapshotInterval,
-  };
+  const job = toRecordJob(request, requestId);
   const storeFor = (target: { bucket: string; region: string }) =>
     deps.createStore ? deps.createStore(target) : createCosStoreFor(target, request, config);
   const store = storeFor(job);
@@ -124,9 +108,9 @@ async function record(
       storeFor,
       ffmpegPath: resolveFfmpegPath(config.ffmpegPath),
       logger,
-      workRoot: config.tmpRoot,
+      workRoot: config.workRoot,
       deadlineAt,
-      finalizeMarginMs: stopMarginMs(deadlineAt === undefined ? undefined : deadlineAt - Date.now(), config.finalizeMarginMs),
+      finalizeMarginMs: stopMarginMs(deadlineAt === undefined ? undefined : deadlineAt - Date.now(), config.record.finalizeMarginMs),
       signal,
       callbackSecret: config.callbackSecret,
       spillLimitBytes: config.spillLimitBytes,
@@ -199,12 +183,6 @@ export function liteavPython(config: RuntimeConfig): string {
 }
 
 /** SubscribeUserIds / UnSubscribeUserIds → whom to record (at most one of them is given). */
-function subscriptionOf(request: RecordRequest): Subscription | undefined {
-  if (request.SubscribeUserIds) return { allow: request.SubscribeUserIds };
-  if (request.UnSubscribeUserIds) return { deny: request.UnSubscribeUserIds };
-  return undefined;
-}
-
 /** The invocation's own keys (image functions get them per request) replace the environment's. */
 function withInvocationCredentials(config: RuntimeConfig, context: ScfContext): RuntimeConfig {
   const given = context.tencentCredentials;

@@ -1,3 +1,4 @@
+import { MediaFormatError } from '../errors';
 import { ByteQueue } from './byte-queue';
 
 /**
@@ -9,6 +10,7 @@ import { ByteQueue } from './byte-queue';
 export const FLV_HEADER_BYTES = 9;
 const PREVIOUS_TAG_SIZE_BYTES = 4;
 const TAG_HEADER_BYTES = 11;
+export const FLV_TAG_AUDIO = 8;
 export const FLV_TAG_VIDEO = 9;
 const AVC_CODEC_ID = 7;
 /** A tag larger than this is not an FLV we understand; refusing it bounds memory. */
@@ -33,7 +35,7 @@ export interface VideoTagInfo {
   pts: number;
 }
 
-export class FlvFormatError extends Error {}
+export class FlvFormatError extends MediaFormatError {}
 
 /** Splits pushed chunks into the FLV file header and whole tags. */
 export class FlvTagReader {
@@ -139,5 +141,10 @@ export function flvTagInFrame(type: number, timestampMs: number, frame: Buffer):
   return { type, dts, bytes: frame, data: frame.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + dataSize) };
 }
 
-/** The 9-byte FLV file header (video only) and the first previous-tag-size, for a stream we assemble. */
-export const FLV_VIDEO_FILE_HEADER = Buffer.from([0x46, 0x4c, 0x56, 1, 0x01, 0, 0, 0, 9, 0, 0, 0, 0]);
+/** The 9-byte FLV file header and the first previous-tag-size, for a stream we assemble. */
+export function flvFileHeader(tracks: { video: boolean; audio: boolean }): Buffer {
+  const flags = (tracks.audio ? 0x04 : 0) | (tracks.video ? 0x01 : 0);
+  return Buffer.from([0x46, 0x4c, 0x56, 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]);
+}
+
+export const FLV_VIDEO_FILE_HEADER = flvFileHeader({ video: true, audio: false });

@@ -1,3 +1,4 @@
+import { MediaFormatError } from '../errors';
 /**
  * Cuts an MP3 byte stream into whole MPEG audio Layer III frames, so an object extended by what
  * this returns always ends on a frame boundary. Expects frames only (ffmpeg `-f mp3 -write_xing 0
@@ -17,7 +18,7 @@ export interface Mp3FrameHeader {
   samples: number;
 }
 
-export class Mp3FormatError extends Error {}
+export class Mp3FormatError extends MediaFormatError {}
 
 /** The frame starting at `header` (4 bytes), or undefined when they are not a Layer III frame header. */
 export function parseMp3FrameHeader(header: Buffer): Mp3FrameHeader | undefined {

@@ -1,3 +1,4 @@
+import { MediaFormatError } from '../errors';
 import { ByteQueue } from './byte-queue';
 
 /**
@@ -15,7 +16,7 @@ export interface Mp4Segment {
   bytes: Buffer;
 }
 
-export class Mp4FormatError extends Error {}
+export class Mp4FormatError extends MediaFormatError {}
 
 export class Mp4SegmentReader {
   private readonly pending = new ByteQueue();

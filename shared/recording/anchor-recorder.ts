@@ -1,16 +1,12 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
-import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
 import type { Logger } from '../log';
-import { Mp3FrameReader } from '../media/mp3-frames';
-import { Mp4SegmentReader } from '../media/mp4-boxes';
-import { RawVideoMatroskaWriter } from '../media/mkv-writer';
-import { blackI420, convertPcm, i420Size, scaleI420 } from '../media/raw-media';
-import { ImageDirectory } from '../outputs/images/image-files';
-import { modeTracks, RECORDING_AUDIO, recordingArgs, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
+import { blackI420, convertPcm, scaleI420 } from '../media/raw-media';
+import type { ImageDirectory } from '../outputs/images/image-files';
+import { modeTracks, RECORDING_AUDIO, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
 import type { AudioFrame, VideoFrame } from '../sources/room-source';
-import type { GrowingObjectResult, GrowingObjectUpload } from '../upload/growing-object';
+import type { GrowingObjectUpload } from '../upload/growing-object';
+import { EncodedPiece, pieceSnapshotPattern, watchPieceSnapshots, type RecordedPiece } from './encoded-piece';
+
+export type { RecordedPiece } from './encoded-piece';
 
 export interface AnchorRecorderOptions {
   userId: string;
@@ -37,19 +33,6 @@ export interface AnchorRecorderOptions {
   snapshots?: { intervalSec: number; dir: string; onImage: (path: string, wallTimeMs: number) => Promise<void> };
 }
 
-export interface RecordedPiece {
-  index: number;
-  /** Wall time of the piece's first frame (ms). */
-  startedAt: number;
-  /** Seconds of media in the piece (frames / fps, or samples / rate). */
-  durationSec: number;
-  /** Pictures of the piece not encoded because the encoder could not keep up. */
-  droppedFrames: number;
-  upload: GrowingObjectResult;
-  /** Set when the encoder failed; what it wrote before is stored. */
-  error?: string;
-}
-
 export interface AnchorRecording {
   userId: string;
   pieces: RecordedPiece[];
@@ -59,41 +42,19 @@ export interface AnchorRecording {
   error?: string;
 }
 
-/** A late video frame is repeated this long, then the picture goes black. */
-const FREEZE_LIMIT_MS = 1_000;
-/** Audio further behind room time than this is a gap: fill it with silence. */
-const AUDIO_GAP_MS = 120;
-/** Audio further ahead than this (a burst after a stall) is dropped to keep sync. */
-const AUDIO_AHEAD_MS = 500;
-const AUDIO_TICK_MS = 20;
-/** 10 s of TRTC's 20 ms audio frames. */
-const PENDING_AUDIO_FRAMES_LIMIT = 500;
-/**
- * Pictures waiting for the encoder beyond this many bytes are not queued: the encoder is behind.
- * Room for an encoder's start-up (a few hundred ms) at 720p; a few frames at 1080p.
- */
-const VIDEO_BACKLOG_BYTES = 12 * 1024 * 1024;
-/** Audio waiting for the encoder beyond this is dropped (the gap becomes silence later). */
-const AUDIO_BACKLOG_MS = 1_000;
-/** An encoder that does not finish within this after its input ended is stopped. */
-const ENCODER_FINISH_GRACE_MS = 30_000;
-
-interface Piece {
-  index: number;
-  startedAt: number;
-  ffmpeg: FfmpegProcess;
-  upload: GrowingObjectUpload;
-  /** Matroska framing of this piece's pictures; timestamps start at 0 with the piece. */
-  mkv?: RawVideoMatroskaWriter;
-  /** Room time (ms since the recording started) of the piece's first picture, and of its latest. */
-  videoStartMs: number;
-  lastVideoMs: number;
-  audioSamples: number;
-  droppedFrames: number;
-  /** Resolves when everything the encoder wrote has been handed to the upload. */
-  drained: Promise<void>;
-  error?: string;
-}
+/** How the timeline treats media that comes late, early or not at all. */
+const TIMING = {
+  /** A late video frame is repeated this long, then the picture goes black. */
+  freezeLimitMs: 1_000,
+  /** Audio further behind room time than this is a gap: fill it with silence. */
+  audioGapMs: 120,
+  /** Audio further ahead than this (a burst after a stall) is dropped to keep sync. */
+  audioAheadMs: 500,
+  /** The clock's period without video. */
+  audioTickMs: 20,
+  /** Audio kept while waiting for the first picture: 10 s of TRTC's 20 ms frames. */
+  pendingAudioFrames: 500,
+} as const;
 
 /**
  * Records one anchor in room time, straight into storage. Frames arrive whenever the room
@@ -112,8 +73,8 @@ export class AnchorRecorder {
   private readonly pipes: RecordingPipes;
   private readonly fps: number;
   private readonly now: () => number;
-  private piece: Piece | undefined;
-  private readonly pieces: Array<{ piece: Piece; done: Promise<RecordedPiece> }> = [];
+  private piece: EncodedPiece | undefined;
+  private readonly pieces: EncodedPiece[] = [];
   private videoFormat: RawVideoFormat | undefined;
   private audioFormat: RawAudioFormat | undefined;
   private startedAt: number | undefined;
@@ -162,7 +123,7 @@ export class AnchorRecorder {
     if (!this.piece) {
       this.pendingAudio.push(frame);
       // Bounded: only the wait for a first picture is ever buffered.
-      if (this.pendingAudio.length > PENDING_AUDIO_FRAMES_LIMIT) this.pendingAudio.shift();
+      if (this.pendingAudio.length > TIMING.pendingAudioFrames) this.pendingAudio.shift();
       if (!this.tracks.video) this.start(undefined);
       return;
     }
@@ -220,31 +181,20 @@ export class AnchorRecorder {
     this.audioFormat = this.tracks.audio ? (firstAudio ? { sampleRate: firstAudio.sampleRate, channels: firstAudio.channels } : RECORDING_AUDIO) : undefined;
     if (this.options.snapshots && this.tracks.video) {
       const { dir, onImage } = this.options.snapshots;
-      mkdirSync(dir, { recursive: true });
-      this.snapshotDir = new ImageDirectory(dir, {
-        orderOf: (name) => {
-          const match = /^p(\d+)-(\d+)\.jpg$/.exec(name);
-          return match ? Number(match[1]) * 1e12 + Number(match[2]) : undefined;
-        },
-        onImage: async (name, order) => {
-          const piece = this.pieces[Math.floor(order / 1e12)]?.piece;
-          if (piece) await onImage(join(dir, name), piece.startedAt + (order % 1e12));
-        },
-        logger: this.options.logger,
-      });
+      this.snapshotDir = watchPieceSnapshots(dir, (index) => this.pieces[index]?.startedAt, onImage, this.options.logger);
     }
     this.openPiece();
     if (this.videoFormat) {
       // The recording starts when the first media arrived, maybe audio before any picture, and the
-      // video starts with it, so both stay aligned. A first picture that came within FREEZE_LIMIT_MS
+      // video starts with it, so both stay aligned. A first picture that came within TIMING.freezeLimitMs
       // also stands for the moment before it (as a late one is held after it): the file opens on
       // the camera's picture, not black. A later one means the camera was off: black until it comes.
-      const firstPictureSoon = this.latestPicture !== undefined && this.latestPicture.at - this.startedAt! <= FREEZE_LIMIT_MS;
+      const firstPictureSoon = this.latestPicture !== undefined && this.latestPicture.at - this.startedAt! <= TIMING.freezeLimitMs;
       this.writeVideoFrame(firstPictureSoon ? this.currentPicture() : (this.blackPicture ??= blackI420(this.videoFormat.width, this.videoFormat.height)), 0);
       this.lastTick = 0;
     }
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
-    this.clock = setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : AUDIO_TICK_MS));
+    this.clock = setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : TIMING.audioTickMs));
     this.tick();
   }
 
@@ -253,72 +203,22 @@ export class AnchorRecorder {
     const index = this.pieces.length;
     const startMs = startTick !== undefined ? this.msOfTick(startTick) : this.timelineMs();
     const startedAt = this.startedAtWall + startMs;
-    const ffmpeg = new FfmpegProcess({
-      binary: this.options.ffmpegPath,
-      args: recordingArgs({
-        video: this.videoFormat,
-        audio: this.audioFormat,
-        snapshots: this.options.snapshots && this.videoFormat ? { intervalSec: this.options.snapshots.intervalSec, outputPattern: join(this.options.snapshots.dir, `p${index}-%d.jpg`) } : undefined,
-      }),
-      // Fed by us, not a network: no liveness watchdog.
-      extraPipes: this.pipes.output - 2,
-      env: this.options.env,
-    });
-    const upload = this.options.openPiece(index, startedAt);
-    const piece: Piece = {
+    const snapshots = this.options.snapshots;
+    this.piece = new EncodedPiece({
       index,
       startedAt,
-      ffmpeg,
-      upload,
-      mkv: this.videoFormat ? new RawVideoMatroskaWriter(this.videoFormat.width, this.videoFormat.height) : undefined,
-      videoStartMs: startMs,
-      lastVideoMs: startMs - 1,
-      audioSamples: 0,
-      droppedFrames: 0,
-      drained: Promise.resolve(),
-    };
-    if (piece.mkv) ffmpeg.pipe(this.pipes.video!).write(piece.mkv.header());
-    piece.drained = this.drainOutput(piece);
-    void ffmpeg.exited.then((exit) => {
-      if (exit.code !== 0 && !piece.error) piece.error = describeExit(exit);
+      startMs,
+      video: this.videoFormat,
+      audio: this.audioFormat,
+      pipes: this.pipes,
+      snapshots: snapshots && this.videoFormat ? { intervalSec: snapshots.intervalSec, outputPattern: pieceSnapshotPattern(snapshots.dir, index) } : undefined,
+      ffmpegPath: this.options.ffmpegPath,
+      env: this.options.env,
+      upload: this.options.openPiece(index, startedAt),
+      logger: this.options.logger,
+      anchor: this.options.userId,
     });
-    this.piece = piece;
-    this.pieces.push({ piece, done: this.closed(piece) });
-  }
-
-  /** Hands the encoder's output to the upload in whole pieces, waiting when the upload is full. */
-  private async drainOutput(piece: Piece): Promise<void> {
-    const reader = this.tracks.video ? new Mp4SegmentReader() : new Mp3FrameReader();
-    // The MP4 header alone is no recording: it goes out with the first fragment.
-    let header: Buffer | undefined;
-    try {
-      for await (const chunk of piece.ffmpeg.pipe(this.pipes.output) as AsyncIterable<Buffer>) {
-        const pieces = reader instanceof Mp4SegmentReader ? reader.push(chunk) : [{ kind: 'frames', bytes: reader.push(chunk).bytes }];
-        for (const { kind, bytes } of pieces) {
-          if (kind === 'init') {
-            header = bytes;
-            continue;
-          }
-          const whole = header ? Buffer.concat([header, bytes]) : bytes;
-          header = undefined;
-          if (!piece.upload.write(whole)) await piece.upload.room();
-        }
-      }
-    } catch (error) {
-      piece.error ??= `reading the encoder's output failed: ${error instanceof Error ? error.message : String(error)}`;
-    }
-  }
-
-  /** A piece is done when its encoder exited, its output was handed over, and its upload ended. */
-  private async closed(piece: Piece): Promise<RecordedPiece> {
-    await Promise.all([piece.ffmpeg.exited, piece.drained]);
-    const upload = await piece.upload.end().catch((error: unknown): GrowingObjectResult => {
-      const message = error instanceof Error ? error.message : String(error);
-      return { key: piece.upload.key, mode: 'append', storedBytes: 0, lostBytes: piece.upload.pendingBytes, spilledBytes: 0, objectExists: false, error: message };
-    });
-    const durationSec = this.videoFormat ? (piece.lastVideoMs - piece.videoStartMs + 1000 / this.fps) / 1000 : piece.audioSamples / this.audioFormat!.sampleRate;
-    this.options.logger.info('recording piece closed', { anchor: this.options.userId, piece: piece.index, durationSec, bytes: upload.storedBytes });
-    return { index: piece.index, startedAt: piece.startedAt, durationSec, droppedFrames: piece.droppedFrames, upload, ...(piece.error ? { error: piece.error } : {}) };
+    this.pieces.push(this.piece);
   }
 
   /**
@@ -326,11 +226,9 @@ export class AnchorRecorder {
    * picture is sent again at `endTick` (unless the anchor is away), so the piece covers its time
    * up to where the next one starts.
    */
-  private closePiece(piece: Piece, endTick: number): void {
-    if (piece.mkv && !this.away && this.msOfTick(endTick) > piece.lastVideoMs) this.writeVideoFrame(this.currentPicture(), endTick, piece);
-    for (const fd of [this.pipes.video, this.pipes.audio]) if (fd !== undefined) piece.ffmpeg.pipe(fd).end();
-    const backstop = setTimeout(() => void piece.ffmpeg.stop('requested'), ENCODER_FINISH_GRACE_MS);
-    void piece.ffmpeg.exited.finally(() => clearTimeout(backstop));
+  private closePiece(piece: EncodedPiece, endTick: number): void {
+    if (piece.hasVideo && !this.away && this.msOfTick(endTick) > piece.lastVideoMs) this.writeVideoFrame(this.currentPicture(), endTick, piece);
+    piece.close();
   }
 
   private elapsedMs(): number {
@@ -354,7 +252,7 @@ export class AnchorRecorder {
       if (tick > this.lastTick) {
         this.rotateIfDue(tick);
         // Behind: this picture is not sent; the one before lasts longer. Late timers skip ticks the same way.
-        if (this.videoCongested()) {
+        if (this.piece.videoCongested()) {
           this.droppedFrames++;
           this.piece.droppedFrames++;
         } else {
@@ -367,7 +265,7 @@ export class AnchorRecorder {
       const releasable = this.audioReleasableSamples();
       this.releaseAudio(releasable);
       // No audio for a while: silence, up to the clock (not past it, so cuts stay exact).
-      if (this.samplesFor(elapsed - AUDIO_GAP_MS) > this.audioSamplesWritten && !this.audioCongested()) this.fillAudioTo(releasable);
+      if (this.samplesFor(elapsed - TIMING.audioGapMs) > this.audioSamplesWritten && !this.piece!.audioCongested()) this.fillAudioTo(releasable);
       if (!this.videoFormat) this.rotateIfDue(undefined);
     }
   }
@@ -391,20 +289,11 @@ export class AnchorRecorder {
     this.openPiece(tick);
   }
 
-  private videoCongested(): boolean {
-    const { width, height } = this.videoFormat!;
-    return this.piece!.ffmpeg.pipe(this.pipes.video!).writableLength > Math.max(VIDEO_BACKLOG_BYTES, 2 * i420Size(width, height));
-  }
-
-  private audioCongested(): boolean {
-    const format = this.audioFormat!;
-    return this.piece!.ffmpeg.pipe(this.pipes.audio!).writableLength > (format.sampleRate * format.channels * 2 * AUDIO_BACKLOG_MS) / 1000;
-  }
 
   private currentPicture(): Buffer {
     const { width, height } = this.videoFormat!;
     const latest = this.latestPicture;
-    if (!latest || this.now() - latest.at > FREEZE_LIMIT_MS) return (this.blackPicture ??= blackI420(width, height));
+    if (!latest || this.now() - latest.at > TIMING.freezeLimitMs) return (this.blackPicture ??= blackI420(width, height));
     const { frame } = latest;
     if (frame.width === width && frame.height === height) return frame.data;
     // Scaled once per new picture, then repeated by reference.
@@ -414,22 +303,19 @@ export class AnchorRecorder {
   }
 
   private writeVideoFrame(picture: Buffer, tick: number, piece = this.piece!): void {
-    const roomMs = this.msOfTick(tick);
-    const input = piece.ffmpeg.pipe(this.pipes.video!);
-    for (const part of piece.mkv!.frame(roomMs - piece.videoStartMs, picture)) input.write(part);
-    piece.lastVideoMs = roomMs;
+    piece.writePicture(picture, this.msOfTick(tick));
   }
 
   /**
    * Audio is held until the clock reaches it, so no piece's audio runs past its video: a cut
-   * between pieces falls at the same instant for both. Held at most AUDIO_AHEAD_MS.
+   * between pieces falls at the same instant for both. Held at most TIMING.audioAheadMs.
    */
   private writeAudio(frame: AudioFrame): void {
     const format = this.audioFormat!;
-    if (this.audioCongested()) return; // its time is filled with silence once the encoder catches up
+    if (this.piece!.audioCongested()) return; // its time is filled with silence once the encoder catches up
     const pcm = convertPcm(frame.data, frame, format);
     const heldSamples = this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / format.channels;
-    if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + AUDIO_AHEAD_MS)) return;
+    if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
     this.heldAudio.push(pcm);
     this.releaseAudio(this.audioReleasableSamples());
   }
@@ -448,10 +334,9 @@ export class AnchorRecorder {
       const part = pcm.length <= room ? pcm : pcm.subarray(0, room);
       if (part === pcm) this.heldAudio.shift();
       else this.heldAudio[0] = pcm.subarray(room);
-      this.pipe(this.pipes.audio!).write(part);
       const samples = part.length / frameBytes;
+      this.piece!.writeAudio(part, samples);
       this.audioSamplesWritten += samples;
-      this.piece!.audioSamples += samples;
     }
   }
 
@@ -467,18 +352,14 @@ export class AnchorRecorder {
     // One shared second of silence, written by reference: a long gap costs no memory.
     const second = (this.silence ??= Buffer.alloc(format.sampleRate * frameBytes));
     for (let left = samples; left > 0; left -= format.sampleRate) {
-      this.pipe(this.pipes.audio!).write(left >= format.sampleRate ? second : second.subarray(0, left * frameBytes));
+      const part = Math.min(left, format.sampleRate);
+      this.piece!.writeAudio(part === format.sampleRate ? second : second.subarray(0, part * frameBytes), part);
     }
     this.audioSamplesWritten += samples;
-    this.piece!.audioSamples += samples;
   }
 
   private samplesFor(ms: number): number {
     return Math.max(0, Math.floor((ms * this.audioFormat!.sampleRate) / 1000));
-  }
-
-  private pipe(fd: number): Duplex {
-    return this.piece!.ffmpeg.pipe(fd);
   }
 
   private async finish(): Promise<AnchorRecording> {
@@ -490,7 +371,7 @@ export class AnchorRecorder {
     // The end: audio dropped while the encoder was behind becomes silence, so both tracks end together.
     if (this.audioFormat && !this.away) this.fillAudioTo(this.audioReleasableSamples());
     this.closePiece(this.piece, this.lastTick);
-    const pieces = await Promise.all(this.pieces.map(({ done }) => done));
+    const pieces = await Promise.all(this.pieces.map((piece) => piece.done));
     await this.snapshotDir?.close();
     this.options.logger.info('anchor recording closed', { anchor: this.options.userId, pieces: pieces.length, droppedFrames: this.droppedFrames });
     return { userId: this.options.userId, pieces, droppedFrames: this.droppedFrames };

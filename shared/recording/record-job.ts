@@ -1,19 +1,16 @@
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CALLBACK_DEADLINE_RESERVE_MS, deliverCallback, type CallbackOutcome } from '../callback';
-import { MediaError } from '../errors';
-import type { Logger } from '../log';
+import type { CallbackOutcome } from '../callback';
+import { outcomeOf } from '../errors';
+import { runJob, type JobContext, type JobRuntime, type LifecycleStopReason } from '../job/lifecycle';
 import { safeSegment, utcStamp } from '../naming';
-import { imageFileProblem } from '../outputs/images/check';
-import { CONTENT_TYPES } from '../outputs/images/format';
+import { ImageSink } from '../outputs/images/image-sink';
 import { recordingContentType, recordingExtension, type RecordMode } from '../outputs/recording/encoder-args';
 import { isSubscribed, type RoomContext, type RoomExitReason, type RoomListener, type RoomSource, type Subscription } from '../sources/room-source';
-import { MAX_APPENDABLE_BYTES, type ObjectStore } from '../storage/types';
-import { GrowingObjectUpload, spillBudget, type SpillBudget } from '../upload/growing-object';
-import { ImageUploader, type ImageRecord } from '../upload/image-uploader';
-import { claimWorkDir, reapDeadWorkDirs, releaseWorkDir, workDirEnv } from '../work-dirs';
+import { MAX_APPENDABLE_BYTES } from '../storage/types';
+import { GrowingObjectUpload } from '../upload/growing-object';
+import type { ImageRecord } from '../upload/image-uploader';
+import { SPILL_SUFFIX, type StoreTarget } from '../upload/leftovers';
 import { AnchorRecorder, type AnchorRecording, type RecordedPiece } from './anchor-recorder';
-import { recoverRecordings, SPILL_SUFFIX, UPLOAD_SUFFIX, type RecordRecoveryInfo } from './recovery';
 
 export interface RecordJob {
   requestId: string;
@@ -39,28 +36,15 @@ export interface RecordJob {
   snapshotIntervalSec?: number;
 }
 
-export interface RecordRuntime {
+export interface RecordRuntime extends JobRuntime {
   /** Called once, inside the job, so a room that cannot be had (no SDK) is reported like any failure. */
   openRoom: (context: RoomContext) => RoomSource;
-  store: ObjectStore;
-  /** A store for another bucket with the same credentials: finishes a killed invocation's uploads. */
-  storeFor?: (target: { bucket: string; region: string }) => ObjectStore;
-  ffmpegPath: string;
-  logger: Logger;
-  /** A private work dir is made below this and removed at the end. */
-  workRoot: string;
-  /** Epoch ms at which the platform kills the invocation. */
-  deadlineAt?: number;
-  /** Recording stops this long before the deadline, to store what is left and report. */
-  finalizeMarginMs: number;
-  signal?: AbortSignal;
-  callbackSecret?: string;
-  /** Local disk all spill files of the job may use, when storage fails (default 256 MiB). */
-  spillLimitBytes?: number;
   videoFps?: number;
 }
 
-export type RecordStopReason = RoomExitReason | 'idle' | 'deadline' | 'terminated' | 'error';
+/** Stops the recording job decides itself (the room's reasons and the lifecycle's aside). */
+type RecordOwnStopReason = RoomExitReason | 'idle' | 'error';
+export type RecordStopReason = RecordOwnStopReason | LifecycleStopReason;
 
 export interface RecordedFile {
   UserId: string;
@@ -105,14 +89,8 @@ export interface RecordResult {
   Callback?: CallbackOutcome;
 }
 
-/** Storage failures are retried until this long before the deadline: the callback goes after. */
-const STORE_GIVE_UP_BEFORE_DEADLINE_MS = 5_000;
-/** Without a deadline (local runs), failing storage is given up this long after the room ends. */
-const STORE_GIVE_UP_WITHOUT_DEADLINE_MS = 120_000;
-const DEFAULT_SPILL_LIMIT_BYTES = 256 * 1024 * 1024;
 /** Roll over to a new object before the clouds' 5 GB limit on appendable objects. */
 const ROLLOVER_BYTES = Math.floor(MAX_APPENDABLE_BYTES * 0.9);
-const RECOVERY_BUDGET_MS = 30_000;
 /** A result's Message names at most this many anchors. */
 const MAX_NAMED_ANCHORS = 10;
 
@@ -122,92 +100,69 @@ const MAX_NAMED_ANCHORS = 10;
  * SIGTERM) each recording is closed — what is left is a few seconds — and the result reported.
  * Never throws for room, media or storage trouble.
  */
-export async function runRecordJob(job: RecordJob, runtime: RecordRuntime): Promise<RecordResult> {
-  const log = runtime.logger.child({ job: 'record' });
-  await reapDeadWorkDirs<RecordRecoveryInfo>(runtime.workRoot, 'record', {
-    logger: log,
-    recover: runtime.storeFor ? (dead) => recoverRecordings(dead, runtime.storeFor!, log, Date.now() + RECOVERY_BUDGET_MS) : undefined,
+/** Written into the work dir's owner file (no credentials). */
+type RecordRecoveryInfo = StoreTarget;
+
+export function runRecordJob(job: RecordJob, runtime: RecordRuntime): Promise<RecordResult> {
+  return runJob<RecordRecoveryInfo, RecordResult, RecordOwnStopReason>(runtime, {
+    kind: 'record',
+    requestId: job.requestId,
+    recoveryInfo: { bucket: job.bucket, region: job.region },
+    run: (context) => new RoomRecording(job, runtime, context).run(),
   });
-  const workDir = await claimWorkDir<RecordRecoveryInfo>(runtime.workRoot, 'record', job.requestId, { bucket: job.bucket, region: job.region });
-  const recording = new RoomRecording(job, runtime, workDir, log);
-  try {
-    return await recording.run();
-  } finally {
-    // A spill file or a snapshot left by an upload that gave up is for the next invocation to store.
-    await releaseWorkDir(workDir, recording.spilledBytes + recording.leftoverFiles);
-  }
 }
 
 class RoomRecording {
   private readonly recorders = new Map<string, AnchorRecorder>();
-  private readonly spill: SpillBudget;
-  private stopReason: RecordStopReason | undefined;
   private roomClosed!: () => void;
   private readonly closed = new Promise<void>((resolve) => (this.roomClosed = resolve));
   private room: RoomSource | undefined;
-  private roomEndedAt: number | undefined;
-  private readonly snapshots = new Map<string, { records: ImageRecord[]; discarded: number }>();
-  private readonly imageUploader: ImageUploader;
+  private readonly snapshots = new Map<string, { sink: ImageSink<ImageRecord> }>();
   /** Anchors we record that are in the room now. */
   private readonly present = new Set<string>();
   /** Every anchor seen in the room, recorded or not: to say why nothing was recorded. */
   private readonly seen = new Set<string>();
   private idleTimer: NodeJS.Timeout | undefined;
-  /** Ends snapshot-upload retries shortly before the platform's kill. */
-  private readonly flushAbort = new AbortController();
-  /** Bytes and files left on the instance for the next invocation to store. */
-  spilledBytes = 0;
-  leftoverFiles = 0;
 
   constructor(
     private readonly job: RecordJob,
     private readonly runtime: RecordRuntime,
-    private readonly workDir: string,
-    private readonly log: Logger,
+    private readonly context: JobContext<RecordOwnStopReason>,
   ) {
-    this.spill = spillBudget(runtime.spillLimitBytes ?? DEFAULT_SPILL_LIMIT_BYTES);
-    this.imageUploader = new ImageUploader(runtime.store, { contentType: CONTENT_TYPES.jpg, concurrency: 2, logger: log, signal: this.flushAbort.signal });
   }
 
   async run(): Promise<RecordResult> {
-    const timers = this.armStops();
+    this.context.armStops(() => this.leaveRoom());
     let failure: unknown;
     try {
-      this.room = this.runtime.openRoom({ workDir: this.workDir, env: workDirEnv(this.workDir), logger: this.log });
+      this.room = this.runtime.openRoom({ workDir: this.context.workDir, env: this.context.env, logger: this.context.log });
       await this.room.enter(
         { sdkAppId: this.job.sdkAppId, userId: this.job.userId, userSig: this.job.userSig, roomId: this.job.roomId, strRoomId: this.job.strRoomId },
         this.listener(),
         this.job.subscription,
       );
-      this.log.info('in the room; recording anchors');
+      this.context.log.info('in the room; recording anchors');
       this.armIdle();
       await this.closed;
     } catch (error) {
       failure = error;
-      this.stopReason ??= 'error';
-      this.log.error('could not record the room', { error });
+      this.context.ended('error');
+      this.context.log.error('could not record the room', { error });
     } finally {
-      timers.dispose();
+      this.context.workEnded();
       clearTimeout(this.idleTimer);
-      this.roomEndedAt = Date.now();
     }
     // Whatever ended the room, each recording is closed and what is left of it stored.
-    const flushTimer =
-      this.runtime.deadlineAt === undefined ? undefined : setTimeout(() => this.flushAbort.abort(), Math.max(0, this.runtime.deadlineAt - STORE_GIVE_UP_BEFORE_DEADLINE_MS - Date.now()));
-    try {
-      const recordings = await Promise.all([...this.recorders.values()].map((recorder) => recorder.stop()));
-      await this.storeSnapshots();
-      return await this.report(recordings, failure);
-    } finally {
-      clearTimeout(flushTimer);
-    }
+    const recordings = await Promise.all([...this.recorders.values()].map((recorder) => recorder.stop()));
+    await Promise.all([...this.snapshots.values()].map(({ sink }) => sink.finish()));
+    return this.report(recordings, failure);
   }
 
   private listener(): RoomListener {
     const recorderFor = (userId: string) => {
       if (!isSubscribed(this.job.subscription, userId)) return undefined;
       let recorder = this.recorders.get(userId);
-      if (!recorder && !this.stopReason) {
+      if (!recorder && !this.context.stopReason) {
         recorder = this.newRecorder(userId, this.recorders.size);
         this.recorders.set(userId, recorder);
       }
@@ -215,28 +170,28 @@ class RoomRecording {
     };
     return {
       anchorJoined: (userId) => {
-        this.log.info('anchor joined', { anchor: userId, recorded: isSubscribed(this.job.subscription, userId) });
+        this.context.log.info('anchor joined', { anchor: userId, recorded: isSubscribed(this.job.subscription, userId) });
         this.seen.add(userId);
         if (!isSubscribed(this.job.subscription, userId)) return;
         this.present.add(userId);
         this.armIdle();
       },
       anchorLeft: (userId) => {
-        this.log.info('anchor left', { anchor: userId });
+        this.context.log.info('anchor left', { anchor: userId });
         this.recorders.get(userId)?.anchorLeft();
         this.present.delete(userId);
         this.armIdle();
       },
-      audioAvailable: (userId, available) => this.log.info('anchor audio', { anchor: userId, available }),
-      videoAvailable: (userId, available) => this.log.info('anchor video', { anchor: userId, available }),
+      audioAvailable: (userId, available) => this.context.log.info('anchor audio', { anchor: userId, available }),
+      videoAvailable: (userId, available) => this.context.log.info('anchor video', { anchor: userId, available }),
       audioFrame: (frame) => recorderFor(frame.userId)?.audioFrame(frame),
       videoFrame: (frame) => recorderFor(frame.userId)?.videoFrame(frame),
       exited: (reason) => {
-        this.stopReason ??= reason;
-        this.log.info('out of the room', { reason, stopReason: this.stopReason });
+        this.context.ended(reason);
+        this.context.log.info('out of the room', { reason, stopReason: this.context.stopReason });
         this.roomClosed();
       },
-      error: (code, message) => this.log.warn('room error', { code, message }),
+      error: (code, message) => this.context.log.warn('room error', { code, message }),
     };
   }
 
@@ -248,8 +203,8 @@ class RoomRecording {
       userId,
       mode: this.job.mode,
       ffmpegPath: this.runtime.ffmpegPath,
-      logger: this.log,
-      env: workDirEnv(this.workDir),
+      logger: this.context.log,
+      env: this.context.env,
       videoFps: this.runtime.videoFps,
       maxPieceMs: this.job.maxPieceSec === undefined ? undefined : this.job.maxPieceSec * 1000,
       maxPieceBytes: ROLLOVER_BYTES,
@@ -261,98 +216,46 @@ class RoomRecording {
           store: this.runtime.store,
           key,
           contentType: recordingContentType(this.job.mode),
-          logger: this.log,
-          giveUpAt: () => this.giveUpAt(),
+          logger: this.context.log,
+          giveUpAt: () => this.context.giveUpAt(),
           spill: {
-            path: join(this.workDir, `a${index}-p${piece}${SPILL_SUFFIX}`),
-            budget: this.spill,
-            describe: { bucket: this.job.bucket, region: this.job.region },
+            path: join(this.context.workDir, `a${index}-p${piece}${SPILL_SUFFIX}`),
+            budget: this.context.spill,
+            target: this.job,
           },
         });
       },
       snapshots:
         snapshotInterval === undefined
           ? undefined
-          : { intervalSec: snapshotInterval, dir: join(this.workDir, `snapshots-a${index}`), onImage: (path, wallTimeMs) => this.takeSnapshot(userId, anchorPrefix, path, wallTimeMs) },
+          : { intervalSec: snapshotInterval, dir: join(this.context.workDir, `snapshots-a${index}`), onImage: (path, wallTimeMs) => this.takeSnapshot(userId, anchorPrefix, path, wallTimeMs) },
     });
   }
 
-  /** Failed storage is retried until shortly before the deadline, or a while after the room ended. */
-  private giveUpAt(): number {
-    if (this.runtime.deadlineAt !== undefined) return this.runtime.deadlineAt - STORE_GIVE_UP_BEFORE_DEADLINE_MS;
-    return this.roomEndedAt === undefined ? Infinity : this.roomEndedAt + STORE_GIVE_UP_WITHOUT_DEADLINE_MS;
-  }
-
   private async takeSnapshot(userId: string, anchorPrefix: string, path: string, wallTimeMs: number): Promise<void> {
-    const stats = this.snapshots.get(userId) ?? { records: [], discarded: 0 };
-    this.snapshots.set(userId, stats);
-    const { problem, bytes, modifiedAt } = await imageFileProblem('jpg', path);
-    if (problem) {
-      stats.discarded++;
-      this.log.warn('incomplete snapshot discarded', { anchor: userId, problem });
-      return;
+    let entry = this.snapshots.get(userId);
+    if (!entry) {
+      entry = { sink: new ImageSink({ store: this.runtime.store, target: this.job, context: this.context, format: 'jpg', concurrency: 2 }) };
+      this.snapshots.set(userId, entry);
     }
-    const record: ImageRecord = {
-      seq: stats.records.length,
-      key: `${anchorPrefix}snapshots/${utcStamp(wallTimeMs, true)}.jpg`,
-      streamTime: 0,
-      run: 0,
-      timeMs: wallTimeMs,
-      writtenAt: modifiedAt,
-      bytes,
-      attempts: 0,
-      status: 'pending',
-    };
-    stats.records.push(record);
-    this.imageUploader.enqueue(record, path);
-  }
-
-  /**
-   * Waits for the snapshot uploads, tries failed ones once more, and leaves any still failing on
-   * the instance, described, for the next invocation to store.
-   */
-  private async storeSnapshots(): Promise<void> {
-    await this.imageUploader.drain();
-    if (this.imageUploader.failedFiles.length > 0 && !this.flushAbort.signal.aborted) await this.imageUploader.retryFailed();
-    for (const { record, filePath } of this.imageUploader.failedFiles) {
-      await writeFile(`${filePath}${UPLOAD_SUFFIX}`, JSON.stringify({ bucket: this.job.bucket, region: this.job.region, key: record.key, contentType: CONTENT_TYPES.jpg }));
-      this.leftoverFiles++;
-    }
+    const outcome = await entry.sink.take(path, (facts) => ({ ...facts, key: `${anchorPrefix}snapshots/${utcStamp(wallTimeMs, true)}.jpg`, timeMs: wallTimeMs }));
+    if ('problem' in outcome) this.context.log.warn('incomplete snapshot discarded', { anchor: userId, problem: outcome.problem });
   }
 
   /** MaxIdleTime: leave once no recorded anchor has been in the room for that long. */
   private armIdle(): void {
     clearTimeout(this.idleTimer);
-    if (this.job.maxIdleSec === undefined || this.present.size > 0 || this.stopReason) return;
-    this.idleTimer = setTimeout(() => this.leave('idle'), this.job.maxIdleSec * 1000);
+    if (this.job.maxIdleSec === undefined || this.present.size > 0 || this.context.stopReason) return;
+    this.idleTimer = setTimeout(() => this.context.stop('idle'), this.job.maxIdleSec * 1000);
   }
 
-  private leave(reason: RecordStopReason): void {
-    if (this.stopReason) return;
-    this.stopReason = reason;
-    this.log.info('leaving the room', { reason });
+  /** Runs once, for the first reason to stop (JobContext.stop). */
+  private leaveRoom(): void {
     if (!this.room) return this.roomClosed();
     this.room.leave().catch((error) => {
-      this.log.warn('leaving the room failed', { error });
+      this.context.log.warn('leaving the room failed', { error });
       this.roomClosed();
     });
-  }
-
-  /** Our own reasons to leave: the deadline and SIGTERM. */
-  private armStops(): { dispose(): void } {
-    const handles: NodeJS.Timeout[] = [];
-    if (this.runtime.deadlineAt !== undefined) {
-      handles.push(setTimeout(() => this.leave('deadline'), Math.max(0, this.runtime.deadlineAt - this.runtime.finalizeMarginMs - Date.now())));
-    }
-    const onAbort = () => this.leave('terminated');
-    if (this.runtime.signal?.aborted) onAbort();
-    this.runtime.signal?.addEventListener('abort', onAbort, { once: true });
-    return {
-      dispose: () => {
-        for (const handle of handles) clearTimeout(handle);
-        this.runtime.signal?.removeEventListener('abort', onAbort);
-      },
-    };
   }
 
   private fileOf(recording: AnchorRecording, piece: RecordedPiece): RecordedFile {
@@ -400,7 +303,8 @@ class RoomRecording {
         files.push({ UserId: recording.userId, RecordFile: '', Status: 0, Message: `recording failed: ${recording.error ?? 'nothing was written'}`, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0 });
       }
       for (const piece of recording.pieces) files.push(this.fileOf(recording, piece));
-      this.spilledBytes += recording.pieces.reduce((sum, piece) => sum + piece.upload.spilledBytes, 0);
+      // A spill file not stored yet is for the next invocation.
+      this.context.leftovers += recording.pieces.filter((piece) => piece.upload.spilledBytes > 0).length;
     }
     const result: RecordResult = {
       SdkAppId: this.job.sdkAppId,
@@ -409,24 +313,20 @@ class RoomRecording {
       StrRoomId: this.job.strRoomId ?? null,
       Files: files,
       RequestId: this.job.requestId,
-      StopReason: this.stopReason ?? 'error',
+      StopReason: this.context.stopReason ?? 'error',
     };
     if (files.length === 0 && error === undefined) result.Message = this.nothingRecorded();
     if (this.job.snapshotIntervalSec !== undefined) {
-      result.Snapshots = [...this.snapshots].map(([userId, { records, discarded }]) => {
-        const stored = records.filter((record) => record.status === 'uploaded');
-        return { UserId: userId, Count: stored.length, FirstKey: stored[0]?.key ?? null, LastKey: stored.at(-1)?.key ?? null, Discarded: discarded, Failed: records.length - stored.length };
+      result.Snapshots = [...this.snapshots].map(([userId, { sink }]) => {
+        const stored = sink.records.filter((record) => record.status === 'uploaded');
+        return { UserId: userId, Count: stored.length, FirstKey: stored[0]?.key ?? null, LastKey: stored.at(-1)?.key ?? null, Discarded: sink.discarded, Failed: sink.records.length - stored.length };
       });
     }
     if (error !== undefined) {
-      result.Error = { Code: error instanceof MediaError ? error.code : 'RecordingFailed', Message: error instanceof Error ? error.message : String(error) };
+      const outcome = outcomeOf(error, 'RecordingFailed');
+      result.Error = { Code: outcome.code, Message: outcome.message };
     }
-    if (this.job.callbackUrl) {
-      result.Callback = await deliverCallback(this.job.callbackUrl, result, {
-        secret: this.runtime.callbackSecret,
-        deadlineAt: this.runtime.deadlineAt === undefined ? undefined : this.runtime.deadlineAt - CALLBACK_DEADLINE_RESERVE_MS,
-      });
-    }
+    if (this.job.callbackUrl) result.Callback = await this.context.sendCallback(this.job.callbackUrl, result);
     return result;
   }
 }

@@ -1,29 +1,22 @@
-import { appendFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CALLBACK_DEADLINE_RESERVE_MS, deliverCallback, type CallbackOutcome } from '../callback';
-import type { Logger } from '../log';
-import type { FlvTag, VideoTagInfo } from '../media/flv';
-import { accessUnitInfo } from '../media/h264-nal';
-import { nalLengthSize, parseSps, unescapeRbsp, type SpsInfo } from '../media/h264-sps';
+import type { CallbackOutcome } from '../callback';
+import { outcomeOf, type ErrorOutcome } from '../errors';
+import { runJob, type JobContext, type JobRuntime, type LifecycleStopReason } from '../job/lifecycle';
+import { utcStamp } from '../naming';
+import type { ImageFormat } from '../outputs/images/format';
+import { ImageSink } from '../outputs/images/image-sink';
+import { StreamRecorder, streamRecordContentType, type StreamPiece, type StreamRecordFormat } from '../outputs/recording/stream-copy';
 import { redactUrls } from '../redact';
-import { sleep } from '../retry';
-import { HlsProxy } from '../sources/hls-proxy';
-import { HttpFlvSource } from '../sources/http-flv-source';
-import { NodeRtmpSource } from '../sources/rtmp-source';
-import { FfmpegPullSource } from '../sources/stream-pull';
-import type { ReceptionPath, SourceEnd, VideoSource } from '../sources/video-source';
-import { imageFileProblem } from '../outputs/images/check';
-import { CONTENT_TYPES, type ImageFormat, type PictureFormat } from '../outputs/images/format';
-import { ImageDirectory } from '../outputs/images/image-files';
-import { ImageUploader, type ImageRecord } from '../upload/image-uploader';
+import type { ReceptionPath } from '../sources/video-source';
+import { GrowingObjectUpload } from '../upload/growing-object';
+import type { ImageRecord } from '../upload/image-uploader';
 import { AppendJournal } from '../upload/journal';
-import type { ObjectStore } from '../storage/types';
-import { claimWorkDir, reapDeadWorkDirs, releaseWorkDir, workDirEnv } from '../work-dirs';
-import { imagerTime, parseSnapshotFileName } from './args';
-import { FeedPlanner, type FeedItem } from './feed-planner';
-import { Imager } from './imager';
+import { SPILL_SUFFIX } from '../upload/leftovers';
 import { journalKey, latestKey, manifestKey, snapshotKey } from './keys';
-import { recoverSnapshots, RUNS_FILE, type ImagerNote, type SnapshotRecoveryInfo } from './recovery';
+import { LiveStream, type ConnectionConsumer } from './live-stream';
+import { PictureSelector, type WrittenImage } from './picture-selector';
+import { recoverSnapshots, type SnapshotRecoveryInfo } from './recovery';
 import { StreamTimeline } from './timeline';
 
 /** Everything the user asked for, validated and typed. */
@@ -44,32 +37,20 @@ export interface SnapshotJob {
   connectTimeoutSec: number;
   latest: boolean;
   callbackUrl?: string;
+  /** Also record the stream as received (stream copy) into `{prefix}{start}.{record}`. */
+  record?: StreamRecordFormat;
+  /** A recording object ends at the first keyframe after this long; the next one starts there. */
+  recordMaxDurationSec?: number;
 }
 
-/** What the platform provides for one invocation; the core reads nothing else. */
-export interface SnapshotRuntime {
-  store: ObjectStore;
-  /**
-   * A store for another bucket of the same cloud and credentials: used to finish the uploads of
-   * an invocation that was killed on this instance. Without it, such leftovers are only removed.
-   */
-  storeFor?: (target: { bucket: string; region: string }) => ObjectStore;
-  ffmpegPath: string;
-  logger: Logger;
-  /** A private work dir is created below this and removed at the end. */
-  tmpRoot: string;
-  /** Epoch ms at which the platform will kill the invocation. */
-  deadlineAt?: number;
-  /** Capture stops this long before the deadline so uploads can flush. */
-  flushMarginMs: number;
-  /** Aborted on SIGTERM: stop capturing, flush, report. */
-  signal?: AbortSignal;
-  callbackSecret?: string;
+export interface SnapshotRuntime extends JobRuntime {
   uploadConcurrency?: number;
   onProgress?: (progress: SnapshotCounts & { elapsedMs: number }) => void;
 }
 
-export type StopReason = 'ended' | 'idle' | 'max_duration' | 'max_snapshots' | 'deadline' | 'terminated' | 'error';
+/** Stops the snapshot job decides itself (the lifecycle's aside). */
+type SnapshotOwnStopReason = 'ended' | 'idle' | 'max_duration' | 'max_snapshots' | 'error';
+export type StopReason = SnapshotOwnStopReason | LifecycleStopReason;
 
 export interface SnapshotCounts {
   /** Complete images handed to the uploader. */
@@ -109,6 +90,21 @@ export function describeDecoding(decode: DecodeReport): string {
   return parts.join(', ');
 }
 
+/** One object of the stream's recording (the result's and the manifest's entry). */
+export interface StreamRecordingEntry {
+  key: string;
+  format: StreamRecordFormat;
+  started_at: string;
+  /** Seconds of video in it. */
+  duration: number;
+  /** Bytes stored. */
+  bytes: number;
+  audio: boolean;
+  /** stored; partial (some bytes only on the instance, for the next invocation, or lost); failed. */
+  status: 'stored' | 'partial' | 'failed';
+  message: string;
+}
+
 export interface SnapshotResult {
   request_id: string;
   status: 'ok' | 'partial' | 'error';
@@ -131,440 +127,209 @@ export interface SnapshotResult {
   manifest_key: string | null;
   /** The JSON Lines journal kept current while capturing (null when the bucket refuses appends). */
   journal_key: string | null;
+  /** With `record`: each object of the recording. */
+  recordings?: StreamRecordingEntry[];
   started_at: string;
   ended_at: string;
-  error?: { code: string; message: string };
+  error?: ErrorOutcome;
   callback?: CallbackOutcome;
 }
 
-const RECONNECT_DELAY_MS = 1_000;
-/** At most one "reconnecting" log line this often; the count is in the next one. */
-const RECONNECT_LOG_EVERY_MS = 10_000;
-/** What the imager may have unread before new pictures are shed: a few 1080p keyframes. */
-const IMAGER_BACKLOG_BYTES = 4 * 1024 * 1024;
-/** Reference pictures held for a GOP picture that may be needed; beyond it they are decoded at once. */
-const MAX_HELD_REFERENCE_BYTES = 16 * 1024 * 1024;
-/** An imager that keeps dying is a broken stream or binary, not a hiccup. */
-const MAX_IMAGER_STARTS_PER_CONNECTION = 4;
 /** Results list this many discarded images; all are counted. */
 const MAX_DISCARDED_LISTED = 100;
-/** Time given to finishing a dead invocation's uploads before this one starts. */
-const RECOVERY_BUDGET_MS = 20_000;
-/** A refused connection is retried this long (a server starting up), then reported. */
-const REFUSED_GRACE_MS = 3_000;
-/** Imager time starts this far before the first picture fed, so decode times stay positive. */
-const IMAGER_BASE_MARGIN_MS = 10_000;
-/** Source failures that another attempt cannot mend; reported at once. */
-const FINAL_FAILURES = new Set(['forbidden', 'unresolvable', 'not-found', 'rejected', 'tls', 'not-h264', 'not-flv', 'spawn', 'no-video', 'redirects']);
 
 /**
  * Pulls a live stream and stores a snapshot every `intervalSec`, uploading each as soon as it
- * is written. Never throws for stream or storage trouble: the result says what happened, and
- * the callback (if any) gets the same result.
+ * is written (and, with `record`, the stream itself as it arrives). Never throws for stream or
+ * storage trouble: the result says what happened, and the callback (if any) gets the same result.
  */
-export async function runSnapshotJob(job: SnapshotJob, runtime: SnapshotRuntime): Promise<SnapshotResult> {
-  const log = runtime.logger.child({ job: 'snapshot' });
-  // Before anything else: an ffmpeg of a killed invocation may still be pulling and writing.
-  await reapDeadWorkDirs<SnapshotRecoveryInfo>(runtime.tmpRoot, 'snapshot', {
-    logger: log,
-    recover: runtime.storeFor ? (dead) => recoverSnapshots(dead, runtime.storeFor!, log, Date.now() + RECOVERY_BUDGET_MS) : undefined,
+export function runSnapshotJob(job: SnapshotJob, runtime: SnapshotRuntime): Promise<SnapshotResult> {
+  const recoveryInfo: SnapshotRecoveryInfo = { bucket: job.bucket, region: job.region, prefix: job.prefix, format: job.format, intervalSec: job.intervalSec, requestId: job.requestId };
+  return runJob<SnapshotRecoveryInfo, SnapshotResult, SnapshotOwnStopReason>(runtime, {
+    kind: 'snapshot',
+    requestId: job.requestId,
+    recoveryInfo,
+    recoverOwn: recoverSnapshots,
+    run: (context) => new SnapshotCapture(job, runtime, context).run(),
   });
-  const recovery: SnapshotRecoveryInfo = { bucket: job.bucket, region: job.region, prefix: job.prefix, format: job.format, intervalSec: job.intervalSec, requestId: job.requestId };
-  const workDir = await claimWorkDir(runtime.tmpRoot, 'snapshot', job.requestId, recovery);
-  const capture = new SnapshotCapture(job, runtime, workDir, log);
-  try {
-    return await capture.run();
-  } finally {
-    // Images whose upload failed stay for the next invocation to store; otherwise the dir goes.
-    await releaseWorkDir(workDir, capture.pendingFiles);
-  }
 }
 
-/** What the planner hands back with each picture it decides on. */
-interface Picture {
-  tag: FlvTag;
-  dtsMs: number;
-  ptsMs: number;
+/** A stored (or to-be-stored) snapshot, with what the manifest says of it. */
+interface SnapshotRecord extends ImageRecord {
+  /** Seconds on the source's clock within its connection (run). */
+  streamTime: number;
+  run: number;
+  /** When the picture's packet reached us (ms): how fresh the image is. */
   receivedAt: number;
-}
-
-/** One imager and the images it writes. */
-interface ImagerSlot {
-  imager: Imager;
-  images: ImageDirectory;
-  /** Imager time of each chosen picture → its slot, when it arrived, and how it was decoded. */
-  chosen: Map<number, { slot: number; receivedAt: number; fromKeyframe: boolean; ptsMs: number }>;
-  done: Promise<void>;
-}
-
-/** The stream's format as its sequence header declares it; a change means a new imager. */
-interface StreamFormat {
-  header: FlvTag;
-  picture: PictureFormat;
-  width: number;
-  height: number;
-  nalLengthSize: number;
-}
-
-interface Connection {
-  number: number;
-  source?: VideoSource;
-  format?: StreamFormat;
-  imager?: ImagerSlot;
-  imagerStarts: number;
-  stop(): void;
+  decodedFrom: 'keyframe' | 'gop';
 }
 
 class SnapshotCapture {
-  private readonly records: ImageRecord[] = [];
-  /** How each record's picture was decoded, by seq. */
-  private readonly decodedFrom: Array<'keyframe' | 'gop'> = [];
   private readonly discarded: DiscardedImage[] = [];
-  private discardedCount = 0;
-  private shed = 0;
-  private readonly uploader: ImageUploader;
+  private readonly images: ImageSink<SnapshotRecord>;
   private readonly journal: AppendJournal;
-  private readonly flushAbort = new AbortController();
-  /** Aborted with the first stop request, so waits between reconnects end at once. */
-  private readonly captureAbort = new AbortController();
-  private readonly planner: FeedPlanner<Picture>;
+  private readonly stream: LiveStream;
+  private readonly selector: PictureSelector;
   private readonly timeline = new StreamTimeline();
-  private readonly imagers = new Set<ImagerSlot>();
-  private nextImagerRun = 0;
-  private stopReason: StopReason | undefined;
-  private current: Connection | undefined;
-  /** Our own clients first; ffmpeg once a server spoke something they do not, or for HLS. */
-  private useFfmpeg = false;
-  private hlsProxy: HlsProxy | undefined;
-  private reception: ReceptionPath | null = null;
-  private chosenCount = 0;
-  private firstGopImageAt: number | undefined;
-  private lastPacketAt: number | undefined;
-  private firstError: string | undefined;
-  private errorCode = 'SourceUnavailable';
+  private readonly recorder: StreamRecorder | undefined;
+  private recordings: StreamPiece[] = [];
+  private error: ErrorOutcome | undefined;
   private readonly startedAt = Date.now();
   private manifestKeyWritten: string | null = null;
 
   constructor(
     private readonly job: SnapshotJob,
     private readonly runtime: SnapshotRuntime,
-    private readonly workDir: string,
-    private readonly log: Logger,
+    private readonly context: JobContext<SnapshotOwnStopReason>,
   ) {
-    this.planner = new FeedPlanner({ intervalMs: job.intervalSec * 1000, maxHeldBytes: MAX_HELD_REFERENCE_BYTES });
-    this.journal = new AppendJournal(runtime.store, journalKey(job.prefix), { logger: this.log, signal: this.flushAbort.signal });
-    this.uploader = new ImageUploader(runtime.store, {
-      contentType: CONTENT_TYPES[job.format],
+    this.journal = new AppendJournal(runtime.store, journalKey(job.prefix), { logger: this.context.log, signal: context.storageSignal });
+    this.images = new ImageSink<SnapshotRecord>({
+      store: runtime.store,
+      target: job,
+      context,
+      format: job.format,
       concurrency: runtime.uploadConcurrency ?? 4,
       latestKey: job.latest ? latestKey(job.prefix, job.format) : undefined,
-      signal: this.flushAbort.signal,
-      logger: this.log,
+      journalKey: journalKey(job.prefix),
+      journalEntry: (record) => this.manifestEntry(record),
       onSettled: (record) => {
         if (record.status === 'uploaded') this.journal.add(this.manifestEntry(record));
         this.reportProgress();
       },
     });
-  }
-
-  /** Local files not stored yet (failed uploads); they outlive this invocation. */
-  get pendingFiles(): number {
-    return this.uploader.counts.failed;
+    this.stream = new LiveStream({
+      url: job.sourceUrl,
+      idleTimeoutSec: job.idleTimeoutSec,
+      connectTimeoutSec: job.connectTimeoutSec,
+      ffmpegPath: runtime.ffmpegPath,
+      env: context.env,
+      logger: this.context.log,
+      wantsAudio: job.record !== undefined,
+    });
+    this.selector = new PictureSelector({
+      intervalSec: job.intervalSec,
+      format: job.format,
+      width: job.width,
+      quality: job.quality,
+      ffmpegPath: runtime.ffmpegPath,
+      workDir: context.workDir,
+      env: context.env,
+      logger: this.context.log,
+      maxChosen: job.maxSnapshots,
+      onEnoughChosen: () => this.context.stop('max_snapshots'),
+      onImagerFailing: (message) => this.fail({ code: 'ImagerFailed', message }),
+      onImage: (image) => this.take(image),
+    });
+    this.recorder = job.record ? this.newRecorder(job.record) : undefined;
   }
 
   async run(): Promise<SnapshotResult> {
-    const captureTimers = this.armCaptureTimers();
-    // Retries stop a little before the platform's kill, so the result still gets out.
-    const flushTimer =
-      this.runtime.deadlineAt === undefined ? undefined : setTimeout(() => this.flushAbort.abort(), Math.max(0, this.runtime.deadlineAt - Date.now() - 1_000));
+    const limits = this.job.maxDurationSec === undefined ? [] : [{ atMs: this.startedAt + this.job.maxDurationSec * 1000, reason: 'max_duration' as const }];
+    this.context.armStops(() => this.stream.stop(), limits);
     try {
-      await this.captureLoop();
+      const end = await this.stream.read((number) => this.connection(number));
+      if (end.reason === 'failed') this.fail(end.error);
+      else if (end.reason !== 'stopped') this.context.ended(end.reason);
     } catch (error) {
       // A bug or an unexpected system failure: still flush what was captured.
-      this.log.error('capture failed', { error });
-      this.stopReason ??= 'error';
-      this.firstError ??= error instanceof Error ? error.message : String(error);
+      this.context.log.error('capture failed', { error });
+      this.fail(outcomeOf(error, 'SourceUnavailable'));
     } finally {
-      captureTimers.dispose();
-      await Promise.all([...this.imagers].map((slot) => this.retire(slot)));
-      await this.hlsProxy?.close();
+      this.context.workEnded();
+      await this.selector.finish();
     }
-    await this.flush();
-    try {
-      return await this.finish();
-    } finally {
-      clearTimeout(flushTimer);
-    }
+    await Promise.all([this.flush(), this.finishRecording()]);
+    await this.writeManifest();
+    return this.finish();
   }
 
-  /** max_duration, the deadline and SIGTERM each end the capture (not the flush). */
-  private armCaptureTimers(): { dispose(): void } {
-    const handles: NodeJS.Timeout[] = [];
-    const stopAt = (timeMs: number, reason: StopReason) => handles.push(setTimeout(() => this.requestStop(reason), Math.max(0, timeMs - Date.now())));
-    if (this.job.maxDurationSec !== undefined) stopAt(this.startedAt + this.job.maxDurationSec * 1000, 'max_duration');
-    if (this.runtime.deadlineAt !== undefined) stopAt(this.runtime.deadlineAt - this.runtime.flushMarginMs, 'deadline');
-    const onAbort = () => this.requestStop('terminated');
-    if (this.runtime.signal?.aborted) onAbort();
-    this.runtime.signal?.addEventListener('abort', onAbort, { once: true });
-    return {
-      dispose: () => {
-        for (const handle of handles) clearTimeout(handle);
-        this.runtime.signal?.removeEventListener('abort', onAbort);
-      },
-    };
-  }
-
-  private requestStop(reason: StopReason): void {
-    if (this.stopReason) return;
-    this.stopReason = reason;
-    this.captureAbort.abort();
-    this.log.info('stopping capture', { reason });
-    this.current?.stop();
-  }
-
-  private async captureLoop(): Promise<void> {
-    const idleMs = this.job.idleTimeoutSec * 1000;
-    const connectDeadline = this.startedAt + this.job.connectTimeoutSec * 1000;
-    // Until the first packet, connect_timeout bounds (re)connecting; after it, idle_timeout does.
-    const windowEnd = () => (this.lastPacketAt === undefined ? connectDeadline : this.lastPacketAt + idleMs);
-    let reconnects = 0;
-    let lastReconnectLog = 0;
-    for (let number = 0; !this.stopReason; number++) {
-      const end = await this.captureConnection(number, Math.max(1_000, windowEnd() - Date.now()), idleMs);
-      if (this.stopReason) return;
-      const everReceived = this.lastPacketAt !== undefined;
-      if (end.reason === 'unsupported' || end.reason === 'is-hls') {
-        this.log.info(end.reason === 'is-hls' ? 'the source is HLS; reading it with ffmpeg' : 'the RTMP server speaks something our client does not; using ffmpeg', { detail: end.message });
-        this.useFfmpeg = true;
-        continue;
-      }
-      if (end.reason === 'failed') {
-        const message = end.message ?? 'the source failed';
-        if (end.code === 'forbidden') return this.fail(message, 'ForbiddenSource');
-        if (end.code !== undefined && FINAL_FAILURES.has(end.code) && (!everReceived || end.code === 'not-h264')) return this.fail(message);
-        if (end.code === 'refused' && !everReceived && Date.now() - this.startedAt >= REFUSED_GRACE_MS) return this.fail(message);
-        this.firstError = message;
-      }
-      if (end.reason === 'stalled') return this.endCapture('idle');
-      if (end.reason === 'no-first-frame') {
-        if (everReceived) return this.endCapture('idle');
-        return this.fail(this.firstError ?? `connected, but no video arrived within connect_timeout (${this.job.connectTimeoutSec} s): nothing is being published at this URL`);
-      }
-      // A finite HTTP source (a file, an HLS VOD playlist) that ends cleanly is done; a live
-      // connection that dropped gets reconnects until the idle (or connect) window closes.
-      if (end.reason === 'closed' && end.packets > 0 && /^https?:/i.test(this.job.sourceUrl)) return this.endCapture('ended');
-      if (Date.now() + RECONNECT_DELAY_MS >= windowEnd()) {
-        if (everReceived) return this.endCapture('ended');
-        return this.fail(this.firstError ?? end.message ?? 'the source closed before any video arrived');
-      }
-      reconnects++;
-      if (Date.now() - lastReconnectLog >= RECONNECT_LOG_EVERY_MS) {
-        lastReconnectLog = Date.now();
-        this.log.info('source closed; reconnecting', { connection: number, reconnects, reason: redactUrls(end.message ?? end.reason) });
-      }
-      await sleep(RECONNECT_DELAY_MS, this.captureAbort.signal);
-    }
-  }
-
-  private endCapture(reason: StopReason): void {
-    this.stopReason ??= reason;
-  }
-
-  private fail(message: string, code = 'SourceUnavailable'): void {
-    this.firstError = message;
-    this.errorCode = code;
-    this.stopReason ??= 'error';
-  }
-
-  /** One connection: pictures are relayed to the imager as they arrive, images stored as they appear. */
-  private async captureConnection(number: number, firstPacketTimeoutMs: number, stallTimeoutMs: number): Promise<SourceEnd> {
-    const connection: Connection = { number, imagerStarts: 0, stop: () => connection.source?.stop() };
-    this.current = connection;
+  /** One connection's packets: timeline times, then pictures to the selector and tags to the recorder. */
+  private connection(number: number): ConnectionConsumer {
     this.timeline.newConnection();
-    // A new connection's decoder starts from nothing.
-    this.planner.reset();
-    const options = {
-      url: this.job.sourceUrl,
-      liveness: { firstPacketTimeoutMs, stallTimeoutMs },
-      onVideoTag: (tag: FlvTag, info: VideoTagInfo) => this.onVideoTag(connection, tag, info),
+    const pictures = this.selector.connection();
+    return {
+      video: (tag, info) => {
+        if (info.avcPacketType === 0) {
+          this.recorder?.videoSequenceHeader(tag);
+          return this.selector.sequenceHeader(pictures, tag);
+        }
+        if (info.avcPacketType !== 1 || this.context.stopReason) return;
+        const now = Date.now();
+        const dtsMs = this.timeline.mapDts(tag.dts, now);
+        const ptsMs = dtsMs + (info.pts - tag.dts);
+        this.recorder?.video(tag, info.keyframe, dtsMs, ptsMs, now);
+        this.selector.picture(pictures, tag, info, dtsMs, ptsMs, now);
+      },
+      audio: this.recorder ? (tag) => this.recorder!.audio(tag, this.timeline.timeOf(tag.dts)) : undefined,
+      closed: () => this.selector.closeConnection(pictures),
     };
-    const scheme = new URL(this.job.sourceUrl).protocol;
-    const hls = /\.m3u8?$/i.test(new URL(this.job.sourceUrl).pathname);
-    if (this.useFfmpeg || ((scheme === 'http:' || scheme === 'https:') && hls)) {
-      if (scheme === 'http:' || scheme === 'https:') this.hlsProxy ??= await HlsProxy.start();
-      connection.source = new FfmpegPullSource({ ...options, ffmpegPath: this.runtime.ffmpegPath, ioTimeoutSec: this.job.idleTimeoutSec + 5, env: workDirEnv(this.workDir), hlsProxy: this.hlsProxy });
-    } else if (scheme === 'rtmp:' || scheme === 'rtmps:') {
-      connection.source = new NodeRtmpSource(options);
-    } else {
-      connection.source = new HttpFlvSource(options);
-    }
-    this.reception = connection.source.path;
-    if (this.stopReason) connection.stop();
-    const end = await connection.source.ended;
-    if (connection.imager) await this.retire(connection.imager);
-    this.current = undefined;
-    this.log.info('connection ended', { connection: number, path: end.path, reason: end.reason, code: end.code, packets: end.packets, detail: end.message && redactUrls(end.message) });
-    return end;
   }
 
-  private onVideoTag(connection: Connection, tag: FlvTag, info: VideoTagInfo): void {
-    const now = Date.now();
-    this.lastPacketAt = now;
-    if (info.avcPacketType === 0) return this.onSequenceHeader(connection, tag);
-    const format = connection.format;
-    if (info.avcPacketType !== 1 || this.stopReason || !format) return;
-    const dtsMs = this.timeline.mapDts(tag.dts, now);
-    const ptsMs = dtsMs + (info.pts - tag.dts);
-    const unit = accessUnitInfo(tag.data.subarray(5), format.nalLengthSize);
-    // An encoder may change its parameters in band, without a new sequence header.
-    if (unit.sps && info.keyframe && changedFormat(format, unit.sps)) this.changeFormat(connection, { ...format, ...formatOfSps(unit.sps) });
-    const items = this.planner.offer({ timeMs: ptsMs, keyframe: info.keyframe, info: unit, bytes: tag.bytes.length, payload: { tag, dtsMs, ptsMs, receivedAt: now } });
-    for (const item of items) {
-      if (!this.feed(connection, item)) break;
-    }
-  }
-
-  private onSequenceHeader(connection: Connection, tag: FlvTag): void {
-    if (connection.format?.header.data.equals(tag.data)) return;
-    const record = tag.data.subarray(5);
-    const sps = firstSpsOf(record);
-    if (!sps) return this.log.warn('a sequence header without a readable SPS; ignored');
-    this.changeFormat(connection, { header: tag, nalLengthSize: nalLengthSize(record), ...formatOfSps(sps) });
-  }
-
-  /** New parameters (a republish at another size, say): the next keyframe starts a new imager. */
-  private changeFormat(connection: Connection, format: StreamFormat): void {
-    const previous = connection.format;
-    connection.format = format;
-    if (previous && (previous.width !== format.width || previous.height !== format.height)) {
-      this.log.info('the stream changed its picture size', { from: `${previous.width}x${previous.height}`, to: `${format.width}x${format.height}` });
-    }
-    if (connection.imager) void this.retire(connection.imager);
-    connection.imager = undefined;
-    this.planner.reset();
-  }
-
-  /** Passes one planned picture to the imager; false when the rest of this batch must not follow. */
-  private feed(connection: Connection, item: FeedItem<Picture>): boolean {
-    const picture = item.unit.payload;
-    const chosen = item.slot !== undefined;
-    const slot = connection.imager ?? this.startImager(connection, picture);
-    if (!slot) return false;
-    if (!slot.imager.write(picture.tag, picture, chosen)) {
-      // Behind (or gone): this picture is lost, and the decoder cannot go on from it. Start again
-      // at the next keyframe; a stream decoded without gaps needs a fresh decoder for that.
-      this.shed++;
-      this.planner.reset();
-      if (!slot.imager.running || this.planner.decodesWithoutGaps) {
-        connection.imager = undefined;
-        void this.retire(slot);
-      }
-      return false;
-    }
-    if (chosen) {
-      const fromKeyframe = item.unit.keyframe && item.unit.info.sliceType === 'I';
-      slot.chosen.set(imagerTime(picture.ptsMs, slot.imager.baseMs, true), { slot: item.slot!, receivedAt: picture.receivedAt, fromKeyframe, ptsMs: picture.ptsMs });
-      if (!fromKeyframe) this.firstGopImageAt ??= Date.now();
-      if (this.job.maxSnapshots !== undefined && ++this.chosenCount >= this.job.maxSnapshots) this.requestStop('max_snapshots');
-    }
-    return true;
-  }
-
-  private startImager(connection: Connection, first: Picture): ImagerSlot | undefined {
-    const format = connection.format!;
-    if (connection.imagerStarts >= MAX_IMAGER_STARTS_PER_CONNECTION) {
-      this.fail(`the imager keeps failing on this stream (${connection.imagerStarts} starts)`, 'ImagerFailed');
-      this.requestStop('error');
-      return undefined;
-    }
-    connection.imagerStarts++;
-    const run = this.nextImagerRun++;
-    const baseMs = first.dtsMs - IMAGER_BASE_MARGIN_MS;
-    const imager = new Imager({
+  private newRecorder(format: StreamRecordFormat): StreamRecorder {
+    return new StreamRecorder({
+      format,
       ffmpegPath: this.runtime.ffmpegPath,
-      plan: { format: this.job.format, picture: format.picture, width: this.job.width, quality: this.job.quality, workDir: this.workDir, run },
-      baseMs,
-      sequenceHeader: format.header,
-      maxBacklogBytes: IMAGER_BACKLOG_BYTES,
-      env: workDirEnv(this.workDir),
+      env: this.context.env,
+      logger: this.context.log,
+      maxPieceMs: this.job.recordMaxDurationSec === undefined ? undefined : this.job.recordMaxDurationSec * 1000,
+      openPiece: (index, startedAt) =>
+        new GrowingObjectUpload({
+          store: this.runtime.store,
+          key: `${this.job.prefix}${utcStamp(startedAt)}.${format}`,
+          contentType: streamRecordContentType(format),
+          logger: this.context.log,
+          giveUpAt: () => this.context.giveUpAt(),
+          signal: this.context.storageSignal,
+          spill: { path: join(this.context.workDir, `recording-${index}${SPILL_SUFFIX}`), budget: this.context.spill, target: this.job },
+        }),
     });
-    const slot: ImagerSlot = {
-      imager,
-      chosen: new Map(),
-      images: new ImageDirectory(this.workDir, {
-        orderOf: (name) => {
-          const parsed = parseSnapshotFileName(name, this.job.format);
-          return parsed?.run === run ? parsed.ms : undefined;
-        },
-        onImage: (name, ms) => this.take(slot, join(this.workDir, name), ms),
-        logger: this.log,
-      }),
-      done: Promise.resolve(),
-    };
-    this.imagers.add(slot);
-    void this.noteImager({ run, baseMs, originMs: this.planner.gridOrigin!, intervalMs: this.job.intervalSec * 1000 });
-    void imager.exited.then((exit) => {
-      if (exit.code !== 0 && exit.stopCause === undefined) this.log.warn('the imager failed', { run, code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-3) });
-    });
-    connection.imager = slot;
-    return slot;
   }
 
-  /** Ends an imager's input; resolves once every image it wrote has been handed over. */
-  private retire(slot: ImagerSlot): Promise<void> {
-    if (!this.imagers.has(slot)) return slot.done;
-    this.imagers.delete(slot);
-    slot.done = slot.imager.finish().then(() => slot.images.close());
-    return slot.done;
+  /** Closes the recording's last object; spill files not stored yet stay for the next invocation. */
+  private async finishRecording(): Promise<void> {
+    if (!this.recorder) return;
+    this.recordings = await this.recorder.stop();
+    this.context.leftovers += this.recordings.filter((piece) => piece.upload.spilledBytes > 0).length;
   }
 
-  /** What recovery needs to name a dead invocation's images. */
-  private async noteImager(note: ImagerNote): Promise<void> {
-    await appendFile(join(this.workDir, RUNS_FILE), JSON.stringify(note) + '\n').catch((error) => this.log.warn('could not note the imager', { error }));
+  private fail(error: ErrorOutcome): void {
+    this.error ??= error;
+    this.context.stop('error');
   }
 
-  private async take(slot: ImagerSlot, filePath: string, imagerMs: number): Promise<void> {
+  /** An image the imager wrote: stored when it is a whole image of a chosen picture, else discarded. */
+  private async take(image: WrittenImage): Promise<void> {
+    const { filePath, chosen, run, streamTime } = image;
     const limit = this.job.maxSnapshots;
-    if (limit !== undefined && this.records.length >= limit) {
+    if (limit !== undefined && this.images.records.length >= limit) {
       await rm(filePath, { force: true });
       return;
     }
-    const chosen = slot.chosen.get(imagerMs);
-    // Older entries can no longer produce an image.
-    for (const ms of slot.chosen.keys()) {
-      if (ms > imagerMs) break;
-      slot.chosen.delete(ms);
-    }
-    const origin = this.planner.gridOrigin!;
-    const streamTime = ((chosen?.ptsMs ?? slot.imager.baseMs + imagerMs / 2) - origin) / 1000;
-    const { problem, bytes, modifiedAt } = await imageFileProblem(this.job.format, filePath);
-    if (problem || !chosen) {
-      this.discardedCount++;
-      const entry = { run: slot.imager.run, stream_time: Number(streamTime.toFixed(3)), reason: problem ?? 'not a picture that was asked for' };
+    const outcome = chosen
+      ? await this.images.take(filePath, (facts) => ({
+          ...facts,
+          key: snapshotKey(this.job.prefix, chosen.slotTimeMs, this.job.format, this.job.intervalSec < 1),
+          timeMs: chosen.slotTimeMs,
+          streamTime,
+          run,
+          receivedAt: chosen.receivedAt,
+          decodedFrom: chosen.fromKeyframe ? 'keyframe' : 'gop',
+        }))
+      : await this.notAskedFor(filePath);
+    if ('problem' in outcome) {
+      const entry = { run, stream_time: Number(streamTime.toFixed(3)), reason: outcome.problem };
       if (this.discarded.length < MAX_DISCARDED_LISTED) this.discarded.push(entry);
       this.journal.add({ status: 'discarded', ...entry, request_id: this.job.requestId });
-      this.log.warn('image discarded', { ...entry });
-      await rm(filePath, { force: true });
-      this.reportProgress();
-      return;
+      this.context.log.warn('image discarded', { ...entry });
     }
-    const timeMs = origin + chosen.slot * this.job.intervalSec * 1000;
-    const record: ImageRecord = {
-      seq: this.records.length,
-      key: snapshotKey(this.job.prefix, timeMs, this.job.format, this.job.intervalSec < 1),
-      streamTime,
-      run: slot.imager.run,
-      timeMs,
-      receivedAt: chosen.receivedAt,
-      writtenAt: modifiedAt,
-      bytes,
-      attempts: 0,
-      status: 'pending',
-    };
-    this.records.push(record);
-    this.decodedFrom.push(chosen.fromKeyframe ? 'keyframe' : 'gop');
-    this.uploader.enqueue(record, filePath);
     this.reportProgress();
-    if (limit !== undefined && this.records.length >= limit) this.requestStop('max_snapshots');
+  }
+
+  /** An image the imager wrote for no chosen picture: not the source's picture at a slot. */
+  private async notAskedFor(filePath: string): Promise<{ problem: string }> {
+    this.images.discarded++;
+    await rm(filePath, { force: true });
+    return { problem: 'not a picture that was asked for' };
   }
 
   private reportProgress(): void {
@@ -572,51 +337,47 @@ class SnapshotCapture {
   }
 
   private counts(): SnapshotCounts {
-    return { taken: this.records.length, ...this.uploader.counts, discarded: this.discardedCount, shed: this.shed };
+    return { ...this.images.counts, shed: this.selector.shed + (this.recorder?.picturesShed ?? 0) };
   }
 
   private decodeReport(): DecodeReport {
-    const fromKeyframes = this.decodedFrom.filter((from) => from === 'keyframe').length;
+    const fromKeyframes = this.images.records.filter((record) => record.decodedFrom === 'keyframe').length;
     return {
       images_from_keyframes: fromKeyframes,
-      images_from_gop: this.decodedFrom.length - fromKeyframes,
-      reference_pictures_decoded: this.planner.counts.referencesFed,
-      pictures_skipped: this.planner.counts.skipped,
-      gop_decoding_since: this.firstGopImageAt === undefined ? null : new Date(this.firstGopImageAt).toISOString(),
+      images_from_gop: this.images.records.length - fromKeyframes,
+      reference_pictures_decoded: this.selector.plannerCounts.referencesFed,
+      pictures_skipped: this.selector.plannerCounts.skipped,
+      gop_decoding_since: this.selector.firstGopImageAt === undefined ? null : new Date(this.selector.firstGopImageAt).toISOString(),
     };
   }
 
   private async flush(): Promise<void> {
-    await this.uploader.drain();
-    if (this.records.some((r) => r.status === 'failed') && !this.flushAbort.signal.aborted) {
-      this.log.info('retrying failed snapshots once more');
-      await this.uploader.retryFailed();
-    }
+    await this.images.finish();
     await this.journal.close();
+  }
+
+  private async writeManifest(): Promise<void> {
     const key = manifestKey(this.job.prefix);
     try {
-      await this.runtime.store.putBuffer(key, Buffer.from(JSON.stringify(this.manifest(), null, 2)), {
-        contentType: 'application/json',
-        signal: this.flushAbort.signal,
-      });
+      await this.runtime.store.putBuffer(key, Buffer.from(JSON.stringify(this.manifest(), null, 2)), { contentType: 'application/json', signal: this.context.storageSignal });
       this.manifestKeyWritten = key;
     } catch (error) {
-      this.log.error('manifest upload failed', { key, error });
+      this.context.log.error('manifest upload failed', { key, error });
     }
   }
 
-  private manifestEntry(record: ImageRecord) {
+  private manifestEntry(record: SnapshotRecord) {
     return {
       key: record.key,
       stream_time: Number(record.streamTime.toFixed(3)),
       run: record.run,
       wall_time: new Date(record.timeMs).toISOString(),
-      received_at: record.receivedAt === undefined ? null : new Date(record.receivedAt).toISOString(),
+      received_at: new Date(record.receivedAt).toISOString(),
       written_at: new Date(record.writtenAt).toISOString(),
       uploaded_at: record.uploadedAt === undefined ? null : new Date(record.uploadedAt).toISOString(),
       bytes: record.bytes ?? null,
       status: record.status,
-      decoded_from: this.decodedFrom[record.seq],
+      decoded_from: record.decodedFrom,
       request_id: this.job.requestId,
     };
   }
@@ -628,25 +389,50 @@ class SnapshotCapture {
       source: redactUrls(this.job.sourceUrl),
       interval: this.job.intervalSec,
       format: this.job.format,
-      stop_reason: this.stopReason,
+      stop_reason: this.context.stopReason,
       counts: this.counts(),
       decode: this.decodeReport(),
-      snapshots: this.records.map((record) => this.manifestEntry(record)),
+      snapshots: this.images.records.map((record) => this.manifestEntry(record)),
       discarded: this.discarded,
+      ...(this.recorder ? { recordings: this.recordingEntries() } : {}),
     };
+  }
+
+  private recordingEntries(): StreamRecordingEntry[] {
+    return this.recordings.map((piece) => {
+      const { upload } = piece;
+      const complete = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error && !piece.error;
+      const problems = [
+        piece.error ? `the remuxer failed: ${piece.error}` : undefined,
+        upload.error ? `storing failed: ${upload.error}` : undefined,
+        upload.spilledBytes > 0 ? `${upload.spilledBytes} bytes kept on the instance for the next invocation to store` : undefined,
+        upload.lostBytes > 0 ? `${upload.lostBytes} bytes could not be stored and are lost` : undefined,
+      ].filter((problem): problem is string => problem !== undefined);
+      return {
+        key: upload.key,
+        format: this.job.record!,
+        started_at: new Date(piece.startedAt).toISOString(),
+        duration: Number(piece.durationSec.toFixed(3)),
+        bytes: upload.storedBytes,
+        audio: piece.audio,
+        status: complete ? 'stored' : upload.objectExists ? 'partial' : 'failed',
+        message: complete ? (upload.mode === 'multipart' ? 'stored as a multipart upload (the bucket refuses appends)' : 'ok') : problems.join('; ') || 'nothing was stored',
+      };
+    });
   }
 
   private async finish(): Promise<SnapshotResult> {
     const counts = this.counts();
-    const stopReason = this.stopReason ?? 'error';
+    const stopReason = this.context.stopReason ?? 'error';
+    let error = this.error;
     // Nothing stored is never a success, whatever ended the capture.
     if (stopReason !== 'error' && counts.uploaded === 0) {
-      this.firstError = this.lastPacketAt === undefined
-        ? (this.firstError ?? 'no video arrived from the source')
+      const message = this.stream.lastPacketAt === undefined
+        ? (this.stream.lastFailure ?? 'no video arrived from the source')
         : counts.taken > 0
           ? 'no snapshot could be stored'
           : 'video arrived, but no picture could be decoded from it before the capture ended';
-      this.errorCode = counts.taken > 0 ? 'StorageError' : 'NothingCaptured';
+      error = { code: counts.taken > 0 ? 'StorageError' : 'NothingCaptured', message };
     }
     const failed = stopReason === 'error' || counts.uploaded === 0;
     const result: SnapshotResult = {
@@ -657,52 +443,26 @@ class SnapshotCapture {
       bucket: this.job.bucket,
       region: this.job.region,
       prefix: this.job.prefix,
-      reception: this.reception,
+      reception: this.stream.reception,
       decode: this.decodeReport(),
       timestamp_restarts: this.timeline.restarts,
       counts,
-      failed_keys: this.records.filter((r) => r.status !== 'uploaded').map((r) => r.key),
+      failed_keys: this.images.records.filter((record) => record.status !== 'uploaded').map((record) => record.key),
       discarded: this.discarded,
-      first_key: this.records[0]?.key ?? null,
-      last_key: this.records.at(-1)?.key ?? null,
+      first_key: this.images.records[0]?.key ?? null,
+      last_key: this.images.records.at(-1)?.key ?? null,
       manifest_key: this.manifestKeyWritten,
       journal_key: this.journal.linesWritten > 0 ? this.journal.key : null,
+      ...(this.recorder ? { recordings: this.recordingEntries() } : {}),
       started_at: new Date(this.startedAt).toISOString(),
       ended_at: new Date().toISOString(),
     };
-    if (failed) result.error = { code: this.errorCode, message: redactUrls(this.firstError ?? 'capture failed') };
+    if (failed) result.error = { code: error?.code ?? 'SourceUnavailable', message: redactUrls(error?.message ?? 'capture failed') };
     if (this.job.callbackUrl) {
-      result.callback = await deliverCallback(this.job.callbackUrl, result, {
-        secret: this.runtime.callbackSecret,
-        signal: this.flushAbort.signal,
-        deadlineAt: this.runtime.deadlineAt === undefined ? undefined : this.runtime.deadlineAt - CALLBACK_DEADLINE_RESERVE_MS,
-      });
+      result.callback = await this.context.sendCallback(this.job.callbackUrl, result);
       result.ended_at = new Date().toISOString();
     }
     return result;
   }
 }
 
-function formatOfSps(sps: SpsInfo): Omit<StreamFormat, 'header' | 'nalLengthSize'> {
-  return {
-    picture: { chromaFormat: sps.chromaFormat, bitDepth: Math.max(sps.bitDepthLuma, sps.bitDepthChroma), fullRange: sps.fullRange ?? false, matrix: sps.matrix },
-    width: sps.width,
-    height: sps.height,
-  };
-}
-
-function changedFormat(format: StreamFormat, sps: SpsInfo): boolean {
-  const next = formatOfSps(sps);
-  return next.width !== format.width || next.height !== format.height || JSON.stringify(next.picture) !== JSON.stringify(format.picture);
-}
-
-/** The first SPS of an AVCDecoderConfigurationRecord. */
-function firstSpsOf(record: Buffer): SpsInfo | undefined {
-  if (record.length < 8 || (record[5]! & 0x1f) === 0) return undefined;
-  const length = record.readUInt16BE(6);
-  try {
-    return parseSps(unescapeRbsp(record.subarray(9, 8 + length)));
-  } catch {
-    return undefined;
-  }
-}

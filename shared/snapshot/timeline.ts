@@ -25,6 +25,11 @@ export class StreamTimeline {
     this.offset = undefined;
   }
 
+  /** Timeline ms of another track's time on this connection's clock (audio); undefined before the first video. */
+  timeOf(dts: number): number | undefined {
+    return this.offset === undefined ? undefined : dts + this.offset;
+  }
+
   /** The decode time of a packet, in timeline ms. `nowMs` is when it arrived. */
   mapDts(dts: number, nowMs: number): number {
     if (this.offset === undefined) {

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { FlvFormatError, FlvTagReader, FLV_TAG_VIDEO, isAvc, videoTagInfo } from '../media/flv';
+import { FlvFormatError, FlvTagReader, FLV_TAG_AUDIO, FLV_TAG_VIDEO, isAvc, videoTagInfo } from '../media/flv';
 import { LivenessWatch } from '../liveness';
 import { guardedLookup } from '../network-guard';
 import { notH264 } from './rtmp-source';
@@ -73,6 +73,7 @@ export class HttpFlvSource implements VideoSource {
     }
     try {
       for (const tag of this.reader.push(chunk)) {
+        if (tag.type === FLV_TAG_AUDIO) this.options.onAudioTag?.(tag);
         if (tag.type !== FLV_TAG_VIDEO) continue;
         const info = videoTagInfo(tag);
         if (!info) continue;

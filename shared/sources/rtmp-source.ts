@@ -1,4 +1,4 @@
-import { FLV_TAG_VIDEO, flvTag, flvTagInFrame, isAvc, videoTagInfo } from '../media/flv';
+import { FLV_TAG_AUDIO, FLV_TAG_VIDEO, flvTag, flvTagInFrame, isAvc, videoTagInfo } from '../media/flv';
 import { LivenessWatch } from '../liveness';
 import { RtmpPlayer } from './rtmp/client';
 import type { SourceEnd, VideoSource, VideoSourceOptions } from './video-source';
@@ -36,6 +36,12 @@ export class NodeRtmpSource implements VideoSource {
         this.liveness.alive();
         options.onVideoTag(tag, info);
       },
+      onAudio: options.onAudioTag
+        ? (message) => {
+            if (this.refusal) return;
+            options.onAudioTag!(message.frame ? flvTagInFrame(FLV_TAG_AUDIO, message.timestamp, message.frame) : flvTag(FLV_TAG_AUDIO, message.timestamp, message.payload));
+          }
+        : undefined,
     });
     this.ended = this.player.ended.then((end): SourceEnd => {
       this.liveness.dispose();

@@ -1,6 +1,6 @@
 import { networkInputArgs, supervisedRunArgs } from '../ffmpeg/args';
 import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/supervisor';
-import { FlvFormatError, FlvTagReader, FLV_TAG_VIDEO, isAvc, videoTagInfo } from '../media/flv';
+import { FlvFormatError, FlvTagReader, FLV_TAG_AUDIO, FLV_TAG_VIDEO, isAvc, videoTagInfo } from '../media/flv';
 import type { HlsProxy } from './hls-proxy';
 import { parseRtmpUrl } from './rtmp/client';
 import { notH264 } from './rtmp-source';
@@ -20,6 +20,8 @@ export interface StreamPullInput {
   /** For RTMP through a forwarder: the source's own tcUrl, sent in `connect`. */
   rtmpTcUrl?: string;
   ioTimeoutSec: number;
+  /** Also relay the first audio stream, when there is one. */
+  withAudio?: boolean;
 }
 
 /**
@@ -33,7 +35,7 @@ export function streamPullArgs(input: StreamPullInput): string[] {
     ...(input.rtmpTcUrl ? ['-rtmp_tcurl', input.rtmpTcUrl, '-f', 'live_flv'] : []),
     ...networkInputArgs({ url: input.url, ioTimeoutSec: input.ioTimeoutSec }),
     '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-',
-    '-map', '0:v:0', '-c', 'copy',
+    '-map', '0:v:0', ...(input.withAudio ? ['-map', '0:a:0?'] : []), '-c', 'copy',
     '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3',
   ];
 }
@@ -72,10 +74,10 @@ export class FfmpegPullSource implements VideoSource {
       const target = parseRtmpUrl(this.options.url);
       forwarder = await RtmpForwarder.start(target);
       // The same path (app, stream, query) at the forwarder; the server sees the original tcUrl.
-      input = { url: `rtmp://127.0.0.1:${forwarder.port}${source.pathname}${source.search}`, rtmpTcUrl: target.tcUrl, ioTimeoutSec: this.options.ioTimeoutSec };
+      input = { url: `rtmp://127.0.0.1:${forwarder.port}${source.pathname}${source.search}`, rtmpTcUrl: target.tcUrl, ioTimeoutSec: this.options.ioTimeoutSec, withAudio: this.options.onAudioTag !== undefined };
     } else {
       if (!this.options.hlsProxy) throw new Error('an HTTP source read by ffmpeg needs the HLS proxy');
-      input = { url: this.options.hlsProxy.localUrl(this.options.url), ioTimeoutSec: this.options.ioTimeoutSec };
+      input = { url: this.options.hlsProxy.localUrl(this.options.url), ioTimeoutSec: this.options.ioTimeoutSec, withAudio: this.options.onAudioTag !== undefined };
     }
     try {
       if (this.stopped) return { reason: 'stopped', packets: 0, path: this.path };
@@ -102,6 +104,7 @@ export class FfmpegPullSource implements VideoSource {
     if (this.refusal) return;
     try {
       for (const tag of this.reader.push(chunk)) {
+        if (tag.type === FLV_TAG_AUDIO) this.options.onAudioTag?.(tag);
         if (tag.type !== FLV_TAG_VIDEO) continue;
         const info = videoTagInfo(tag);
         if (!info) continue;

@@ -41,6 +41,8 @@ export interface VideoSourceOptions {
   url: string;
   liveness: LivenessLimits;
   onVideoTag(tag: FlvTag, info: VideoTagInfo): void;
+  /** Audio tags too, untouched (a recording wants them; snapshots do not ask). */
+  onAudioTag?(tag: FlvTag): void;
 }
 
 export interface VideoSource {

@@ -1,9 +1,11 @@
-import { closeSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { isRetryable } from '../errors';
 import type { Logger } from '../log';
-import { sleep } from '../retry';
+import { withRetry } from '../retry';
 import { isAppendRefused, positionMismatch, type ObjectStore, type PutResult } from '../storage/types';
+import { SpillQueue, type SpillTarget } from './spill-queue';
+
+export { spillBudget, type SpillBudget, type SpillTarget } from './spill-queue';
 
 /**
  * Stores a recording while it is being made: each piece the encoder finishes (an MP4 fragment,
@@ -19,35 +21,6 @@ import { isAppendRefused, positionMismatch, type ObjectStore, type PutResult } f
  * the recording and completed at the end: its parts are invisible until then, so a crash loses
  * the whole piece unless the upload is completed by hand.
  */
-
-export interface SpillBudget {
-  /** Whether `bytes` more may go to disk; counts them when so. */
-  reserve(bytes: number): boolean;
-  release(bytes: number): void;
-}
-
-/** A byte budget shared by every upload of a job (the disk under the work dir is one). */
-export function spillBudget(limitBytes: number): SpillBudget {
-  let used = 0;
-  return {
-    reserve(bytes) {
-      if (used + bytes > limitBytes) return false;
-      used += bytes;
-      return true;
-    },
-    release(bytes) {
-      used = Math.max(0, used - bytes);
-    },
-  };
-}
-
-export interface SpillTarget {
-  /** Where the spill file goes (the job's work dir). */
-  path: string;
-  budget: SpillBudget;
-  /** Written next to the spill file (with the object position), for recovery after a crash. */
-  describe: Record<string, unknown>;
-}
 
 export interface GrowingObjectOptions {
   store: ObjectStore;
@@ -85,15 +58,25 @@ const DEFAULT_MEMORY_LIMIT_BYTES = 8 * 1024 * 1024;
 const MAX_APPEND_BYTES = 16 * 1024 * 1024;
 /** A short per-request policy; the loop here retries until giveUpAt, spilling meanwhile. */
 const REQUEST_RETRY = { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 1_000, maxElapsedMs: 5_000 };
+/** Between attempts while storage is down (the one retry policy, without an attempt limit). */
+const OUTAGE_RETRY = { maxAttempts: Number.POSITIVE_INFINITY, baseDelayMs: 500, maxDelayMs: 5_000, maxElapsedMs: Number.POSITIVE_INFINITY };
 const BACKOFF_MAX_MS = 5_000;
 
+/** The append was refused because the bucket takes no appends: switch to a multipart upload. */
+class AppendsRefused extends Error {}
+
+/** Ends an upload and says how it went; never rejects (a failure is in the result). */
+export async function finishUpload(upload: GrowingObjectUpload): Promise<GrowingObjectResult> {
+  try {
+    return await upload.end();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { key: upload.key, mode: 'append', storedBytes: 0, lostBytes: upload.pendingBytes, spilledBytes: 0, objectExists: false, error: message };
+  }
+}
+
 export class GrowingObjectUpload {
-  private readonly memory: Buffer[] = [];
-  private memoryBytes = 0;
-  /** Spill file: bytes [diskRead, diskWritten) are pending, ahead of `memory`. */
-  private diskRead = 0;
-  private diskWritten = 0;
-  private diskFd: number | undefined;
+  private readonly queue: SpillQueue;
   private position = 0;
   private mode: 'append' | 'multipart' | 'failed' = 'append';
   private multipart: { stream: PassThrough; done: Promise<PutResult | Error> } | undefined;
@@ -109,6 +92,7 @@ export class GrowingObjectUpload {
   private lastAppendAt = 0;
 
   constructor(private readonly options: GrowingObjectOptions) {
+    this.queue = new SpillQueue({ key: options.key, contentType: options.contentType, memoryLimitBytes: this.memoryLimit, spill: options.spill, logger: options.logger });
     // Nothing here may become an unhandled rejection: that would end the whole process.
     this.pump = this.run().catch((error: unknown) => this.fail(error));
   }
@@ -119,7 +103,7 @@ export class GrowingObjectUpload {
 
   /** Bytes accepted and not stored yet. */
   get pendingBytes(): number {
-    return this.memoryBytes + this.diskWritten - this.diskRead;
+    return this.queue.pendingBytes;
   }
 
   /** Bytes stored so far plus pending: the size the object is heading for. */
@@ -139,9 +123,7 @@ export class GrowingObjectUpload {
       this.multipartBytes += piece.length;
       return this.multipart!.stream.write(piece) || this.hasRoom();
     }
-    this.memory.push(piece);
-    this.memoryBytes += piece.length;
-    if (this.memoryBytes > this.memoryLimit) this.moveMemoryToDisk();
+    this.queue.push(piece);
     this.wake?.();
     return this.hasRoom();
   }
@@ -177,13 +159,13 @@ export class GrowingObjectUpload {
       }
       // Pieces written after a multipart failure were counted as lost on arrival.
     }
-    const spilledBytes = this.diskWritten - this.diskRead;
-    this.closeDisk(spilledBytes === 0);
+    const spilledBytes = this.queue.spilledBytes;
+    this.queue.close(spilledBytes === 0);
     return {
       key: this.options.key,
       mode: this.multipart ? 'multipart' : 'append',
       storedBytes,
-      lostBytes: this.lostBytes + this.memoryBytes,
+      lostBytes: this.lostBytes + this.queue.dropMemory(),
       spilledBytes,
       objectExists: storedBytes > 0,
       ...(this.error ? { error: this.error } : {}),
@@ -198,7 +180,7 @@ export class GrowingObjectUpload {
     // Given up: what comes is counted as lost, so the encoder is never held back for nothing.
     if (this.mode === 'failed') return true;
     if (this.mode === 'multipart' && this.multipartCaughtUp) return this.multipart!.stream.writableLength < this.memoryLimit;
-    return this.memoryBytes <= this.memoryLimit;
+    return !this.queue.memoryFull;
   }
 
   private async run(): Promise<void> {
@@ -225,9 +207,9 @@ export class GrowingObjectUpload {
     if (this.mode === 'multipart') {
       // Everything pending goes into the multipart stream, in order.
       while (this.pendingBytes > 0) {
-        const body = this.peekNext();
+        const body = this.queue.peek(MAX_APPEND_BYTES);
         this.multipartBytes += body.length;
-        this.consume(body.length);
+        this.queue.consume(body.length, this.position);
         if (!this.multipart!.stream.write(body)) await this.multipartDrained();
       }
       this.multipartCaughtUp = true;
@@ -237,38 +219,46 @@ export class GrowingObjectUpload {
 
   /** One append of the next pending bytes, retried (spilling meanwhile) until it lands or giveUpAt passes. */
   private async appendNext(): Promise<void> {
-    const body = this.peekNext();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const result = await this.options.store.append(this.options.key, body, this.position, {
-          contentType: this.options.contentType,
-          retry: REQUEST_RETRY,
-          signal: this.options.signal,
-        });
-        this.landed(body.length, result.nextPosition);
-        return;
-      } catch (error) {
-        const length = positionMismatch(error);
-        // An earlier attempt was applied but its answer lost (the store's resync covers most of these).
-        if (length === this.position + body.length) return this.landed(body.length, length);
-        if (isAppendRefused(error) && this.position === 0) return this.switchToMultipart();
-        const outOfTime = Date.now() >= this.options.giveUpAt() || this.options.signal?.aborted;
-        // A length other than ours or ours plus this body: someone else wrote to the object. A
-        // refusal (credentials, no such bucket) will not pass by waiting.
-        const hopeless = (length !== undefined && length !== this.position) || (length === undefined && !isRetryable(error));
-        if (hopeless || outOfTime) return this.fail(error);
-        if (attempt === 1) this.options.logger.warn('storing the recording is failing; keeping it until storage is back', { key: this.options.key, error });
-        // Storage is down: what waits in memory moves to disk, where it outlives us.
-        this.moveMemoryToDisk();
-        await sleep(Math.min(BACKOFF_MAX_MS, 250 * 2 ** Math.min(attempt, 5)), this.options.signal);
-      }
+    const body = this.queue.peek(MAX_APPEND_BYTES);
+    const { store, key, contentType, signal, logger } = this.options;
+    let hopeless = false;
+    try {
+      await withRetry(
+        async () => {
+          try {
+            this.landed(body.length, (await store.append(key, body, this.position, { contentType, retry: REQUEST_RETRY, signal })).nextPosition);
+          } catch (error) {
+            const length = positionMismatch(error);
+            // An earlier attempt was applied but its answer lost (the store's resync covers most of these).
+            if (length === this.position + body.length) return this.landed(body.length, length);
+            if (isAppendRefused(error) && this.position === 0) throw new AppendsRefused();
+            // A length other than ours or ours plus this body: someone else wrote to the object. A
+            // refusal (credentials, no such bucket) will not pass by waiting.
+            hopeless = (length !== undefined && length !== this.position) || (length === undefined && !isRetryable(error));
+            throw error;
+          }
+        },
+        {
+          policy: OUTAGE_RETRY,
+          signal,
+          shouldRetry: (error) => !(error instanceof AppendsRefused) && !hopeless && Date.now() < this.options.giveUpAt(),
+          onRetry: ({ attempt, error }) => {
+            if (attempt === 1) logger.warn('storing the recording is failing; keeping it until storage is back', { key, error });
+            // Storage is down: what waits in memory moves to disk, where it outlives us.
+            this.queue.spillMemory();
+            this.releaseRoom();
+          },
+        },
+      );
+    } catch (error) {
+      if (error instanceof AppendsRefused) return this.switchToMultipart();
+      this.fail(error);
     }
   }
 
   private landed(bytes: number, nextPosition: number): void {
-    // Position first: consume() records it with the spill file's new offset.
     this.position = nextPosition;
-    this.consume(bytes);
+    this.queue.consume(bytes, nextPosition);
     this.lastAppendAt = Date.now();
     this.releaseRoom();
   }
@@ -279,10 +269,8 @@ export class GrowingObjectUpload {
     this.options.logger.error('the recording could not be stored', { key: this.options.key, error });
     // What is on disk stays for the next invocation; memory is moved there too if it fits, and
     // counted as lost if it does not.
-    this.moveMemoryToDisk();
-    this.lostBytes += this.memoryBytes;
-    this.memory.length = 0;
-    this.memoryBytes = 0;
+    this.queue.spillMemory();
+    this.lostBytes += this.queue.dropMemory();
     this.releaseRoom();
   }
 
@@ -305,84 +293,6 @@ export class GrowingObjectUpload {
         this.releaseRoom();
       }
     });
-  }
-
-  /** The next pending bytes, not removed: from the spill file first (it is older), then memory. */
-  private peekNext(): Buffer {
-    const onDisk = this.diskWritten - this.diskRead;
-    if (onDisk > 0) {
-      const body = Buffer.allocUnsafe(Math.min(onDisk, MAX_APPEND_BYTES));
-      readSync(this.diskFd!, body, 0, body.length, this.diskRead);
-      return body;
-    }
-    const parts: Buffer[] = [];
-    let bytes = 0;
-    for (const piece of this.memory) {
-      if (bytes > 0 && bytes + piece.length > MAX_APPEND_BYTES) break;
-      parts.push(piece);
-      bytes += piece.length;
-    }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  }
-
-  private consume(bytes: number): void {
-    const onDisk = this.diskWritten - this.diskRead;
-    if (onDisk > 0) {
-      this.diskRead += bytes;
-      this.options.spill?.budget.release(bytes);
-      if (this.diskRead === this.diskWritten) this.closeDisk(true);
-      else this.describeSpill();
-      return;
-    }
-    let left = bytes;
-    while (left > 0) {
-      const piece = this.memory.shift()!;
-      left -= piece.length;
-      this.memoryBytes -= piece.length;
-    }
-  }
-
-  /** Moves every pending byte in memory to the end of the spill file, if the budget allows. */
-  private moveMemoryToDisk(): void {
-    const spill = this.options.spill;
-    if (!spill || this.memoryBytes === 0 || !spill.budget.reserve(this.memoryBytes)) return;
-    const moving = this.memoryBytes;
-    try {
-      if (this.diskFd === undefined) {
-        this.diskFd = openSync(spill.path, 'w+');
-        this.diskRead = 0;
-        this.diskWritten = 0;
-      }
-      // Written in full before memory lets go of it: a failed write (a full disk) leaves it in memory.
-      let written = this.diskWritten;
-      for (const piece of this.memory) written += writeSync(this.diskFd, piece, 0, piece.length, written);
-      this.diskWritten = written;
-      this.memory.length = 0;
-      this.memoryBytes = 0;
-      this.describeSpill();
-    } catch (error) {
-      spill.budget.release(moving);
-      this.options.logger.warn('could not spill to disk; keeping the recording in memory', { key: this.options.key, error });
-    }
-    this.releaseRoom();
-  }
-
-  /** Where the spill file's pending bytes belong, for a recovery after a crash. */
-  private describeSpill(): void {
-    const spill = this.options.spill!;
-    writeFileSync(`${spill.path}.json`, JSON.stringify({ ...spill.describe, key: this.options.key, contentType: this.options.contentType, position: this.position, fileOffset: this.diskRead }));
-  }
-
-  private closeDisk(remove: boolean): void {
-    if (this.diskFd === undefined) return;
-    closeSync(this.diskFd);
-    this.diskFd = undefined;
-    if (remove) {
-      rmSync(this.options.spill!.path, { force: true });
-      rmSync(`${this.options.spill!.path}.json`, { force: true });
-      this.diskRead = 0;
-      this.diskWritten = 0;
-    }
   }
 
   private releaseRoom(): void {

@@ -2,16 +2,12 @@ import { rm, stat } from 'node:fs/promises';
 import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/types';
 
+/** One image to store; jobs extend it with what they report of each. */
 export interface ImageRecord {
   seq: number;
   key: string;
-  /** Seconds on the source's clock within its connection (run). */
-  streamTime: number;
-  run: number;
   /** The moment the key names (ms). */
   timeMs: number;
-  /** When the frame's packet (or raw frame) reached us (ms), when known: how fresh the image is. */
-  receivedAt?: number;
   /** When ffmpeg finished writing the file (ms, file mtime). */
   writtenAt: number;
   uploadedAt?: number;
@@ -21,7 +17,7 @@ export interface ImageRecord {
   error?: string;
 }
 
-export interface UploaderOptions {
+export interface UploaderOptions<R extends ImageRecord> {
   contentType: string;
   concurrency: number;
   /** Also overwrite this key with the newest snapshot. */
@@ -29,11 +25,11 @@ export interface UploaderOptions {
   /** Aborts retry waits once the flush budget is spent. */
   signal?: AbortSignal;
   logger: Logger;
-  onSettled?: (record: ImageRecord) => void;
+  onSettled?: (record: R) => void;
 }
 
-interface Task {
-  record: ImageRecord;
+interface Task<R> {
+  record: R;
   filePath: string;
 }
 
@@ -42,9 +38,9 @@ interface Task {
  * a time, and deletes each local file once stored, so disk holds only what is not yet uploaded. A
  * failed image keeps its file for one more try at flush time.
  */
-export class ImageUploader {
-  private readonly queue: Task[] = [];
-  private readonly failed: Task[] = [];
+export class ImageUploader<R extends ImageRecord = ImageRecord> {
+  private readonly queue: Task<R>[] = [];
+  private readonly failed: Task<R>[] = [];
   private active = 0;
   private idleWaiters: Array<() => void> = [];
   private newestLatestSeq = -1;
@@ -53,10 +49,10 @@ export class ImageUploader {
 
   constructor(
     private readonly store: ObjectStore,
-    private readonly options: UploaderOptions,
+    private readonly options: UploaderOptions<R>,
   ) {}
 
-  enqueue(record: ImageRecord, filePath: string): void {
+  enqueue(record: R, filePath: string): void {
     this.queue.push({ record, filePath });
     this.pump();
   }
@@ -73,7 +69,7 @@ export class ImageUploader {
   }
 
   /** Images whose last attempt failed, with the local file each still has. */
-  get failedFiles(): Array<{ record: ImageRecord; filePath: string }> {
+  get failedFiles(): Array<{ record: R; filePath: string }> {
     return this.failed.map(({ record, filePath }) => ({ record, filePath }));
   }
 
@@ -99,7 +95,7 @@ export class ImageUploader {
     }
   }
 
-  private async upload(task: Task): Promise<void> {
+  private async upload(task: Task<R>): Promise<void> {
     const { record, filePath } = task;
     const options = { contentType: this.options.contentType, signal: this.options.signal };
     try {
@@ -126,7 +122,7 @@ export class ImageUploader {
   }
 
   /** Serialised, and skipped when a newer snapshot has already taken `latest`. */
-  private updateLatest(record: ImageRecord, filePath: string): Promise<void> {
+  private updateLatest(record: R, filePath: string): Promise<void> {
     const latestKey = this.options.latestKey!;
     const step = this.latestChain.then(async () => {
       if (record.seq !== this.newestLatestSeq) return;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../shared/log';
-import { recoverRecordings } from '../../shared/recording/recovery';
+import { recoverLeftovers } from '../../shared/job/recovery';
 import { createCosStore } from '../../shared/storage/cos';
 import type { ObjectStore } from '../../shared/storage/types';
 import { GrowingObjectUpload, spillBudget } from '../../shared/upload/growing-object';
@@ -42,7 +42,7 @@ function upload(options: Partial<ConstructorParameters<typeof GrowingObjectUploa
 describe('GrowingObjectUpload', () => {
   it('stores every piece once, in order, through an outage, spilling to disk meanwhile', async () => {
     const spillPath = join(root, `outage-${n}.spill`);
-    const up = upload({ memoryLimitBytes: 200_000, spill: { path: spillPath, budget: spillBudget(50_000_000), describe: { bucket, region: 'ap-guangzhou' } } });
+    const up = upload({ memoryLimitBytes: 200_000, spill: { path: spillPath, budget: spillBudget(50_000_000), target: { bucket, region: 'ap-guangzhou' } } });
     const written: Buffer[] = [];
     let spilledDuringOutage = false;
     for (let i = 0; i < 60; i++) {
@@ -66,7 +66,7 @@ describe('GrowingObjectUpload', () => {
     cos.setOutage(true);
     try {
       const giveUpAt = Date.now() + 1_000;
-      const up = upload({ memoryLimitBytes: 100_000, spill: { path: join(root, 'full.spill'), budget: spillBudget(300_000), describe: {} }, giveUpAt: () => giveUpAt });
+      const up = upload({ memoryLimitBytes: 100_000, spill: { path: join(root, 'full.spill'), budget: spillBudget(300_000), target: { bucket, region: 'ap-guangzhou' } }, giveUpAt: () => giveUpAt });
       let accepted = 0;
       while (up.write(piece(accepted))) accepted++;
       // 100 kB of memory, 300 kB of disk, 50 kB pieces: it refuses well before a megabyte.
@@ -92,7 +92,7 @@ describe('GrowingObjectUpload', () => {
     const spillPath = join(dir, 'a0-p0.spill');
     const written: Buffer[] = [];
     let giveUpAt = Infinity;
-    const first = upload({ memoryLimitBytes: 60_000, spill: { path: spillPath, budget: spillBudget(10_000_000), describe: { bucket, region: 'ap-guangzhou' } }, giveUpAt: () => giveUpAt });
+    const first = upload({ memoryLimitBytes: 60_000, spill: { path: spillPath, budget: spillBudget(10_000_000), target: { bucket, region: 'ap-guangzhou' } }, giveUpAt: () => giveUpAt });
     for (let i = 0; i < 4; i++) first.write((written[written.length] = piece(i)));
     await new Promise((resolve) => setTimeout(resolve, 500)); // some of it is stored
     cos.setOutage(true);
@@ -113,7 +113,7 @@ describe('GrowingObjectUpload', () => {
     expect(JSON.parse(await readFile(`${spillPath}.json`, 'utf8'))).toMatchObject({ key: first.key, position: gaveUp.storedBytes });
 
     // The next invocation finds the dead dir and appends the spill after what the object holds.
-    const done = await recoverRecordings({ dir, ageMs: 0, owner: { pid: 1, pidStart: null, requestId: 'dead', kind: 'record', createdAt: '', recovery: { bucket, region: 'ap-guangzhou' } } }, () => store, logger, Date.now() + 30_000);
+    const done = await recoverLeftovers({ dir, ageMs: 0, owner: { pid: 1, pidStart: null, requestId: 'dead', kind: 'record', createdAt: '', recovery: { bucket, region: 'ap-guangzhou' } } }, () => store, logger, Date.now() + 30_000);
     expect(done).toBe(true);
     expect(existsSync(spillPath)).toBe(false);
     expect(cos.getObject(bucket, first.key)!.equals(Buffer.concat(written))).toBe(true);
@@ -155,7 +155,7 @@ describe('GrowingObjectUpload', () => {
     // A second spill belongs after bytes the object never got: appending it would corrupt the file.
     await writeFile(join(dir, 'y.spill'), Buffer.alloc(10));
     await writeFile(join(dir, 'y.spill.json'), JSON.stringify({ bucket, region: 'ap-guangzhou', key: `${key}.other`, contentType: 'video/mp4', position: 999, fileOffset: 0 }));
-    const done = await recoverRecordings({ dir, ageMs: 0, owner: { pid: 1, pidStart: null, requestId: 'dead', kind: 'record', createdAt: '' } }, () => store, logger, Date.now() + 30_000);
+    const done = await recoverLeftovers({ dir, ageMs: 0, owner: { pid: 1, pidStart: null, requestId: 'dead', kind: 'record', createdAt: '' } }, () => store, logger, Date.now() + 30_000);
     expect(done).toBe(false);
     expect(cos.getObject(bucket, key)!.equals(all)).toBe(true);
     expect(cos.getObject(bucket, `${key}.other`)).toBeUndefined();

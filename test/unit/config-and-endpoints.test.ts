@@ -28,15 +28,23 @@ describe('ossEndpoint', () => {
 
 describe('readConfig', () => {
   it('applies defaults', () => {
-    expect(readConfig({})).toMatchObject({ logLevel: 'info', tmpRoot: '/tmp', flushMarginMs: 10_000, uploadConcurrency: 4 });
+    expect(readConfig({})).toMatchObject({ logLevel: 'info', workRoot: '/tmp', snapshot: { finalizeMarginMs: 10_000, uploadConcurrency: 4 }, record: { finalizeMarginMs: 60_000 } });
     expect(readConfig({}).alibabaCredentials).toBeUndefined();
   });
 
-  it('reads credentials only as complete pairs, and ignores bad numbers', () => {
+  it('refuses a malformed value, naming the variable', () => {
+    expect(() => readConfig({ UPLOAD_CONCURRENCY: 'lots' })).toThrow(/UPLOAD_CONCURRENCY must be a positive number; got "lots"/);
+    expect(() => readConfig({ UPLOAD_CONCURRENCY: '2.5' })).toThrow(/UPLOAD_CONCURRENCY must be a whole number/);
+    expect(() => readConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL must be one of debug, info, warn, error; got "loud"/);
+    expect(() => readConfig({ FINALIZE_MARGIN_MS: '-1' })).toThrow(/FINALIZE_MARGIN_MS must be a positive number/);
+    expect(() => readConfig({ SPILL_LIMIT_MB: '0' })).toThrow(/SPILL_LIMIT_MB/);
+    expect(readConfig({ LOG_LEVEL: 'WARN', UPLOAD_CONCURRENCY: ' 8 ' })).toMatchObject({ logLevel: 'warn', snapshot: { uploadConcurrency: 8 } });
+  });
+
+  it('reads credentials only as complete pairs', () => {
     expect(readConfig({ ALIBABA_CLOUD_ACCESS_KEY_ID: 'id' }).alibabaCredentials).toBeUndefined();
     expect(
       readConfig({ ALIBABA_CLOUD_ACCESS_KEY_ID: 'id', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 's', ALIBABA_CLOUD_SECURITY_TOKEN: 't' }).alibabaCredentials,
     ).toEqual({ accessKeyId: 'id', accessKeySecret: 's', securityToken: 't' });
-    expect(readConfig({ UPLOAD_CONCURRENCY: 'lots', LOG_LEVEL: 'loud' })).toMatchObject({ uploadConcurrency: 4, logLevel: 'info' });
   });
 });

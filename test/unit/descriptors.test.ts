@@ -138,8 +138,10 @@ describe('environment variables', () => {
   const declared = [...readText('shared/config.ts').matchAll(/nonEmpty\('([A-Z0-9_]+)'\)/g)].map((m) => m[1]!);
   /** What readConfig actually reads, with everything unset and with everything set (the branches differ). */
   const observed = new Set<string>();
-  for (const value of [undefined, '1']) {
-    readConfig(new Proxy({}, { get: (_target, name) => (typeof name === 'string' && observed.add(name), value) }));
+  // Set: '1' is a valid value for every variable but the log level (a malformed one throws).
+  for (const set of [false, true]) {
+    const value = (name: string) => (!set ? undefined : name === 'LOG_LEVEL' ? 'info' : '1');
+    readConfig(new Proxy({}, { get: (_target, name) => (typeof name === 'string' ? (observed.add(name), value(name)) : undefined) }));
   }
   const read = new Set([...declared, ...observed]);
 

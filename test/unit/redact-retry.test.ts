@@ -79,7 +79,7 @@ describe('withRetry', () => {
   it('classifies errors', () => {
     expect(isRetryable(Object.assign(new Error(), { status: 429 }))).toBe(true);
     expect(isRetryable(Object.assign(new Error(), { statusCode: 404 }))).toBe(false);
-    expect(isRetryable(new MediaError('X', 'y', { retryable: true }))).toBe(true);
+    expect(isRetryable(new MediaError('StorageError', 'y', { retryable: true }))).toBe(true);
     expect(isRetryable(new StorageError({ cloud: 'oss', bucket: 'b', key: 'k', status: 403 }, 'no'))).toBe(false);
     expect(isRetryable(new Error('plain'))).toBe(false);
   });

@@ -1,3 +1,4 @@
+import { MediaFormatError } from '../../errors';
 /**
  * AMF0, the encoding of RTMP commands (connect, play, _result, onStatus) and data messages
  * (onMetaData): just the types RTMP servers send. An AMF3 value or an unknown marker ends the
@@ -9,7 +10,7 @@ export interface AmfObject {
   [key: string]: AmfValue;
 }
 
-export class AmfError extends Error {}
+export class AmfError extends MediaFormatError {}
 
 const NUMBER = 0x00;
 const BOOLEAN = 0x01;

@@ -1,3 +1,4 @@
+import { MediaFormatError } from '../../errors';
 /**
  * RTMP's chunk stream: messages cut into chunks of the negotiated size, interleaved across chunk
  * stream ids, each chunk header compressed against the previous one of its chunk stream. The
@@ -25,7 +26,7 @@ export interface MessageFraming {
   after: number;
 }
 
-export class RtmpProtocolError extends Error {}
+export class RtmpProtocolError extends MediaFormatError {}
 
 const DEFAULT_CHUNK_SIZE = 128;
 const SET_CHUNK_SIZE = 1;

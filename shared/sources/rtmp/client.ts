@@ -65,6 +65,8 @@ export interface RtmpPlayerOptions {
   /** Epoch ms by which the handshake, connect and play must be done. */
   setupDeadlineMs: number;
   onVideo(message: RtmpMessage): void;
+  /** Audio messages; left out, they are dropped on arrival. */
+  onAudio?(message: RtmpMessage): void;
   /** Each onStatus code (NetStream.Play.Start, .UnpublishNotify, …), for logs. */
   onStatus?(code: string, description: string): void;
 }
@@ -273,6 +275,8 @@ export class RtmpPlayer {
         // An AMF3 command is AMF0 after a format byte (0) that servers always send.
         return this.onCommand(decodeAmf0(message.payload.subarray(1)));
       case MSG_AUDIO:
+        if (message.payload.length > 0) this.options.onAudio?.(message);
+        return;
       case MSG_ACK:
       case MSG_DATA_AMF0:
       case MSG_DATA_AMF3:
@@ -311,7 +315,9 @@ export class RtmpPlayer {
       const end = offset + 11 + size;
       if (end > payload.length) throw new RtmpProtocolError('an aggregate message ends inside a tag');
       base ??= timestamp;
-      if (type === MSG_VIDEO) this.onMedia({ type, streamId: message.streamId, timestamp: (message.timestamp + timestamp - base) >>> 0, payload: payload.subarray(offset + 11, end) });
+      const part = { type, streamId: message.streamId, timestamp: (message.timestamp + timestamp - base) >>> 0, payload: payload.subarray(offset + 11, end) };
+      if (type === MSG_VIDEO) this.onMedia(part);
+      else if (type === MSG_AUDIO && part.payload.length > 0) this.options.onAudio?.(part);
       offset = end + 4;
     }
   }

@@ -1,0 +1,186 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { describeExit, FfmpegProcess } from '../ffmpeg/supervisor';
+import type { Logger } from '../log';
+import { RawVideoMatroskaWriter } from '../media/mkv-writer';
+import { i420Size } from '../media/raw-media';
+import { ImageDirectory } from '../outputs/images/image-files';
+import { pumpSegments } from '../outputs/recording/segment-pump';
+import { recordingArgs, type RawAudioFormat, type RawVideoFormat, type RecordingPipes } from '../outputs/recording/encoder-args';
+import { finishUpload, type GrowingObjectResult, type GrowingObjectUpload } from '../upload/growing-object';
+
+/**
+ * One piece of an anchor's recording: an encoder fed raw pictures (Matroska-framed, each with its
+ * own time) and PCM, whose output goes to a growing object as it comes. The anchor's timeline
+ * decides what to write and when; the piece writes it, says when its encoder is behind, and
+ * reports what was stored once its encoder finished and its upload ended.
+ */
+
+export interface RecordedPiece {
+  index: number;
+  /** Wall time of the piece's first frame (ms). */
+  startedAt: number;
+  /** Seconds of media in the piece (frames / fps, or samples / rate). */
+  durationSec: number;
+  /** Pictures of the piece not encoded because the encoder could not keep up. */
+  droppedFrames: number;
+  upload: GrowingObjectResult;
+  /** Set when the encoder failed; what it wrote before is stored. */
+  error?: string;
+}
+
+export interface EncodedPieceOptions {
+  index: number;
+  /** Wall time (ms) of the piece's first frame. */
+  startedAt: number;
+  /** Room time (ms since the recording started) where the piece begins. */
+  startMs: number;
+  video?: RawVideoFormat;
+  audio?: RawAudioFormat;
+  pipes: RecordingPipes;
+  /** JPEGs every `intervalSec` from the encoded pictures, to `outputPattern`. */
+  snapshots?: { intervalSec: number; outputPattern: string };
+  ffmpegPath: string;
+  env?: Record<string, string>;
+  upload: GrowingObjectUpload;
+  logger: Logger;
+  anchor: string;
+}
+
+/** How far the encoder may fall behind, and how long it may take to finish. */
+const ENCODER_LIMITS = {
+  /**
+   * Pictures waiting beyond this many bytes are not queued: the encoder is behind. Room for an
+   * encoder's start-up (a few hundred ms) at 720p; a few frames at 1080p.
+   */
+  videoBacklogBytes: 12 * 1024 * 1024,
+  /** Audio waiting beyond this is dropped (the gap becomes silence later). */
+  audioBacklogMs: 1_000,
+  /** An encoder that does not finish within this after its input ended is stopped. */
+  finishGraceMs: 30_000,
+} as const;
+
+export class EncodedPiece {
+  readonly index: number;
+  readonly startedAt: number;
+  /** Room time of the piece's first picture, and of its latest (ms). */
+  readonly videoStartMs: number;
+  lastVideoMs: number;
+  audioSamples = 0;
+  droppedFrames = 0;
+  readonly done: Promise<RecordedPiece>;
+  private readonly ffmpeg: FfmpegProcess;
+  private readonly mkv: RawVideoMatroskaWriter | undefined;
+  private error: string | undefined;
+
+  constructor(private readonly options: EncodedPieceOptions) {
+    const { video, audio, pipes } = options;
+    this.index = options.index;
+    this.startedAt = options.startedAt;
+    this.videoStartMs = options.startMs;
+    this.lastVideoMs = options.startMs - 1;
+    this.ffmpeg = new FfmpegProcess({
+      binary: options.ffmpegPath,
+      args: recordingArgs({ video, audio, snapshots: options.snapshots }),
+      // Fed by us, not a network: no liveness watchdog.
+      extraPipes: pipes.output - 2,
+      env: options.env,
+    });
+    this.mkv = video ? new RawVideoMatroskaWriter(video.width, video.height) : undefined;
+    if (this.mkv) this.pipe(pipes.video!).write(this.mkv.header());
+    const drained = this.drainOutput();
+    void this.ffmpeg.exited.then((exit) => {
+      if (exit.code !== 0 && !this.error) this.error = describeExit(exit);
+    });
+    this.done = this.closed(drained);
+  }
+
+  get hasVideo(): boolean {
+    return this.mkv !== undefined;
+  }
+
+  get upload(): GrowingObjectUpload {
+    return this.options.upload;
+  }
+
+  /** One picture at room time `roomMs`. */
+  writePicture(picture: Buffer, roomMs: number): void {
+    const input = this.pipe(this.options.pipes.video!);
+    for (const part of this.mkv!.frame(roomMs - this.videoStartMs, picture)) input.write(part);
+    this.lastVideoMs = roomMs;
+  }
+
+  /** PCM in the recording's audio format; `samples` per channel. */
+  writeAudio(pcm: Buffer, samples: number): void {
+    this.pipe(this.options.pipes.audio!).write(pcm);
+    this.audioSamples += samples;
+  }
+
+  videoCongested(): boolean {
+    const { width, height } = this.options.video!;
+    return this.pipe(this.options.pipes.video!).writableLength > Math.max(ENCODER_LIMITS.videoBacklogBytes, 2 * i420Size(width, height));
+  }
+
+  audioCongested(): boolean {
+    const format = this.options.audio!;
+    return this.pipe(this.options.pipes.audio!).writableLength > (format.sampleRate * format.channels * 2 * ENCODER_LIMITS.audioBacklogMs) / 1000;
+  }
+
+  /** Ends the encoder's input; it finishes and the upload completes on their own (see done). */
+  close(): void {
+    for (const fd of [this.options.pipes.video, this.options.pipes.audio]) if (fd !== undefined) this.pipe(fd).end();
+    const backstop = setTimeout(() => void this.ffmpeg.stop('requested'), ENCODER_LIMITS.finishGraceMs);
+    void this.ffmpeg.exited.finally(() => clearTimeout(backstop));
+  }
+
+  private pipe(fd: number): Duplex {
+    return this.ffmpeg.pipe(fd);
+  }
+
+  /** Hands the encoder's output to the upload in whole pieces, waiting when the upload is full. */
+  private async drainOutput(): Promise<void> {
+    try {
+      await pumpSegments(this.pipe(this.options.pipes.output) as AsyncIterable<Buffer>, this.hasVideo ? 'mp4' : 'mp3', this.options.upload);
+    } catch (error) {
+      this.error ??= `reading the encoder's output failed: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+
+  /** A piece is done when its encoder exited, its output was handed over, and its upload ended. */
+  private async closed(drained: Promise<void>): Promise<RecordedPiece> {
+    await Promise.all([this.ffmpeg.exited, drained]);
+    const upload = await finishUpload(this.options.upload);
+    const { video, audio } = this.options;
+    const durationSec = video ? (this.lastVideoMs - this.videoStartMs + 1000 / video.fps) / 1000 : this.audioSamples / audio!.sampleRate;
+    this.options.logger.info('recording piece closed', { anchor: this.options.anchor, piece: this.index, durationSec, bytes: upload.storedBytes });
+    return { index: this.index, startedAt: this.startedAt, durationSec, droppedFrames: this.droppedFrames, upload, ...(this.error ? { error: this.error } : {}) };
+  }
+}
+
+/** Where piece `index`'s encoder writes its snapshots (ffmpeg's image2 pattern). */
+export const pieceSnapshotPattern = (dir: string, index: number) => join(dir, `p${index}-%d.jpg`);
+
+/**
+ * Hands each snapshot the pieces' encoders finish to `onImage`, in order, with its wall time:
+ * the piece's start plus the image's time within the piece.
+ */
+export function watchPieceSnapshots(
+  dir: string,
+  pieceStartedAt: (index: number) => number | undefined,
+  onImage: (path: string, wallTimeMs: number) => Promise<void>,
+  logger: Logger,
+): ImageDirectory {
+  mkdirSync(dir, { recursive: true });
+  return new ImageDirectory(dir, {
+    orderOf: (name) => {
+      const match = /^p(\d+)-(\d+)\.jpg$/.exec(name);
+      return match ? Number(match[1]) * 1e12 + Number(match[2]) : undefined;
+    },
+    onImage: async (name, order) => {
+      const startedAt = pieceStartedAt(Math.floor(order / 1e12));
+      if (startedAt !== undefined) await onImage(join(dir, name), startedAt + (order % 1e12));
+    },
+    logger,
+  });
+}

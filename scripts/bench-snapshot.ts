@@ -45,6 +45,7 @@ export const benchSnapshotCli = defineCli({
     cpus: { type: 'string', placeholder: 'LIST', default: '0.05,0.1,0.25', description: 'the vCPU caps to run, comma-separated' },
     memory: { type: 'string', placeholder: 'MB', default: '128', description: 'the memory cap of every capped run' },
     record: { type: 'string', placeholder: 'FORMAT', default: 'mp4', description: "side by side: a third contender, the function with the event's record (mp4 or flv; none leaves it out)" },
+    'capped-record': { type: 'string', placeholder: 'FORMAT', default: 'none', description: "the capped runs' event also records the stream (mp4 or flv)" },
     interval: { type: 'string', placeholder: 'S', default: '1', description: "the capped runs' snapshot interval (the event's interval)" },
     format: { type: 'string', placeholder: 'FORMAT', default: 'jpg', description: "the capped runs' image format: jpg, png or webp" },
   },
@@ -108,7 +109,9 @@ async function main(values: CliValues<typeof benchSnapshotCli.options>): Promise
   const cpus = values.cpus.split(',').map((text) => positiveNumber('cpus', text.trim()));
   const memoryBytes = positiveInteger('memory', values.memory) * 2 ** 20;
   if (!(IMAGE_FORMATS as readonly string[]).includes(values.format)) throw new UsageError(`--format must be one of ${IMAGE_FORMATS.join(', ')} (got ${values.format})`);
-  const snapshotEvent = { interval: positiveNumber('interval', values.interval), format: values.format };
+  const cappedRecord = values['capped-record'] === 'none' ? undefined : values['capped-record'];
+  if (cappedRecord !== undefined && !(STREAM_RECORD_FORMATS as readonly string[]).includes(cappedRecord)) throw new UsageError(`--capped-record must be one of ${STREAM_RECORD_FORMATS.join(', ')} or none (got ${cappedRecord})`);
+  const snapshotEvent = { interval: positiveNumber('interval', values.interval), format: values.format, ...(cappedRecord ? { record: cappedRecord } : {}) };
   if (part === 'reception') return reception();
   const record = values.record === 'none' ? undefined : values.record;
   if (record !== undefined && !(STREAM_RECORD_FORMATS as readonly string[]).includes(record)) throw new UsageError(`--record must be one of ${STREAM_RECORD_FORMATS.join(', ')} or none (got ${values.record})`);
@@ -237,7 +240,7 @@ async function reception(): Promise<number> {
 /** Targets of the smallest instance (issue 18), printed beside each capped run. */
 const CAPPED_TARGETS = { storedShare: 75 / 80, lagGrowthMs: 2_000, firstSnapshotMs: 3_000 };
 
-async function capped(caps: Array<{ cpus: number; memoryBytes: number }>, streamSeconds: number, snapshotEvent: { interval: number; format: string }): Promise<void> {
+async function capped(caps: Array<{ cpus: number; memoryBytes: number }>, streamSeconds: number, snapshotEvent: { interval: number; format: string; record?: string }): Promise<void> {
   log(`making a ${streamSeconds} s 1080p30 stream with a keyframe every second (cached)…`);
   const stream = await makeTestStream({ width: 1920, height: 1080, fps: 30, gopSeconds: 1, seconds: streamSeconds, audio: true });
   const work = await mkdtemp(join(tmpdir(), 'bench-capped-'));
@@ -274,7 +277,7 @@ async function capped(caps: Array<{ cpus: number; memoryBytes: number }>, stream
   }
 }
 
-function printCapped(reports: CappedRunReport[], streamSeconds: number, snapshotEvent: { interval: number; format: string }): void {
+function printCapped(reports: CappedRunReport[], streamSeconds: number, snapshotEvent: { interval: number; format: string; record?: string }): void {
   const slots = Math.floor(streamSeconds / snapshotEvent.interval);
   const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
   // Lag growth may be negative (the lag shrank after start-up); never "-0.0".
@@ -283,7 +286,7 @@ function printCapped(reports: CappedRunReport[], streamSeconds: number, snapshot
     `${usage.throttledSeconds.toFixed(0)} s (${usage.periods ? Math.round((100 * usage.throttledPeriods) / usage.periods) : 0}% of periods)`;
   console.log('');
   console.log(
-    `capped: the built handler (${snapshotEvent.format} every ${snapshotEvent.interval} s) and the original sample, each in its own cgroup, one live ${streamSeconds} s 1080p30 stream (1 s GOP) at a time`,
+    `capped: the built handler (${snapshotEvent.format} every ${snapshotEvent.interval} s${snapshotEvent.record ? `, record: ${snapshotEvent.record}` : ''}) and the original sample, each in its own cgroup, one live ${streamSeconds} s 1080p30 stream (1 s GOP) at a time`,
   );
   console.log('');
   console.log('| cap | stored | shed | lag growth (p95) | first snapshot | CPU-s | throttled | peak memory (anon) | OOM kills | original sample: images, CPU-s, throttled |');
@@ -293,6 +296,9 @@ function printCapped(reports: CappedRunReport[], streamSeconds: number, snapshot
     console.log(
       `| ${describeCap(r.cap)} | ${r.stored} of ${slots} | ${r.shed} | ${s(r.lagGrowthP95Ms)} | ${s(r.firstSnapshotMs)} (${s(r.firstSnapshotAfterLoadMs)} after load) | ${f.cpuSeconds.toFixed(2)} | ${throttled(f)} | ${mb(f.peakMemoryBytes)} (${mb(f.peakAnonymousBytes)}) | ${f.oomKills} | ${r.sampleImages}, ${r.sampleUsage.cpuSeconds.toFixed(2)}, ${throttled(r.sampleUsage)} |`,
     );
+  }
+  for (const r of reports) {
+    if (r.recorded) console.log(`${describeCap(r.cap)}: recorded ${r.recorded.seconds.toFixed(1)} s in ${r.recorded.objects} object(s), ${r.recorded.stored} stored whole`);
   }
   console.log('');
   for (const r of reports) {

@@ -28,7 +28,7 @@ export interface CappedRunRequest {
   bucket: string;
   workDir: string;
   /** What the event asks for besides the stream and the bucket. */
-  snapshotEvent: { interval: number; format: string };
+  snapshotEvent: { interval: number; format: string; record?: string };
   log: (message: string) => void;
 }
 
@@ -36,6 +36,8 @@ export interface CappedRunReport {
   cap: Cap;
   stored: number;
   shed: number;
+  /** With `record`: seconds recorded, over all objects, and how many were stored whole. */
+  recorded?: { seconds: number; objects: number; stored: number };
   stopReason: string;
   status: string;
   /** How much later than at the start the last snapshots were stored (see `lagGrowth`). */
@@ -153,7 +155,7 @@ export async function runCapped(request: CappedRunRequest): Promise<CappedRunRep
     clearTimeout(functionKill);
     const functionUsage = { ...(await functionGroup.usage()), peakAnonymousBytes: functionMemory.stop() };
     const line = output.trim().split('\n').pop();
-    const reported = code === 0 && line ? (JSON.parse(line) as { startedAt: number; loadedAt: number; result: { status: string; stop_reason: string; counts: { uploaded: number; shed: number } } }) : undefined;
+    const reported = code === 0 && line ? (JSON.parse(line) as { startedAt: number; loadedAt: number; result: { status: string; stop_reason: string; counts: { uploaded: number; shed: number }; recordings?: Array<{ duration: number; status: string }> } }) : undefined;
     if (!reported) request.log(`${describeCap(request.cap)}: the function ended with ${describeExit(code, signal)}; its last log lines:\n${stderrTail}`);
 
     const manifestBytes = request.oss.getObject(request.bucket, `${prefix}/manifest.json`);
@@ -166,6 +168,7 @@ export async function runCapped(request: CappedRunRequest): Promise<CappedRunRep
       cap: request.cap,
       stored: reported?.result.counts.uploaded ?? 0,
       shed: reported?.result.counts.shed ?? manifest?.counts.shed ?? 0,
+      recorded: recordedOf(reported?.result.recordings),
       stopReason: reported?.result.stop_reason ?? '-',
       status: reported?.result.status ?? describeExit(code, signal),
       lagGrowthP95Ms: lag.p95Ms,
@@ -194,4 +197,9 @@ async function countWholeFiles(dir: string): Promise<number> {
 
 export function describeCap(cap: Cap): string {
   return `${cap.cpus} vCPU / ${Math.round(cap.memoryBytes / 2 ** 20)} MB`;
+}
+
+function recordedOf(recordings: Array<{ duration: number; status: string }> | undefined): CappedRunReport['recorded'] {
+  if (!recordings) return undefined;
+  return { seconds: recordings.reduce((sum, r) => sum + r.duration, 0), objects: recordings.length, stored: recordings.filter((r) => r.status === 'stored').length };
 }

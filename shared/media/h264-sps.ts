@@ -325,3 +325,14 @@ export function accessUnitWithoutReorder(unit: Buffer, lengthSize: number): Buff
 export function nalLengthSize(record: Buffer): number {
   return record.length > 4 ? (record[4]! & 0x03) + 1 : 4;
 }
+
+/** The first SPS of an AVCDecoderConfigurationRecord. */
+export function firstSpsOf(record: Buffer): SpsInfo | undefined {
+  if (record.length < 8 || (record[5]! & 0x1f) === 0) return undefined;
+  const length = record.readUInt16BE(6);
+  try {
+    return parseSps(unescapeRbsp(record.subarray(9, 8 + length)));
+  } catch {
+    return undefined;
+  }
+}

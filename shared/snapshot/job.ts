@@ -227,7 +227,7 @@ class SnapshotCapture {
     const limits = this.job.maxDurationSec === undefined ? [] : [{ atMs: this.startedAt + this.job.maxDurationSec * 1000, reason: 'max_duration' as const }];
     this.context.armStops(() => this.stream.stop(), limits);
     try {
-      const end = await this.stream.read((number) => this.connection(number));
+      const end = await this.stream.read(() => this.connection());
       if (end.reason === 'failed') this.fail(end.error);
       else if (end.reason !== 'stopped') this.context.ended(end.reason);
     } catch (error) {
@@ -244,7 +244,7 @@ class SnapshotCapture {
   }
 
   /** One connection's packets: timeline times, then pictures to the selector and tags to the recorder. */
-  private connection(number: number): ConnectionConsumer {
+  private connection(): ConnectionConsumer {
     this.timeline.newConnection();
     const pictures = this.selector.connection();
     return {
@@ -268,8 +268,6 @@ class SnapshotCapture {
   private newRecorder(format: StreamRecordFormat): StreamRecorder {
     return new StreamRecorder({
       format,
-      ffmpegPath: this.runtime.ffmpegPath,
-      env: this.context.env,
       logger: this.context.log,
       maxPieceMs: this.job.recordMaxDurationSec === undefined ? undefined : this.job.recordMaxDurationSec * 1000,
       openPiece: (index, startedAt) =>
@@ -401,9 +399,8 @@ class SnapshotCapture {
   private recordingEntries(): StreamRecordingEntry[] {
     return this.recordings.map((piece) => {
       const { upload } = piece;
-      const complete = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error && !piece.error;
+      const complete = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error;
       const problems = [
-        piece.error ? `the remuxer failed: ${piece.error}` : undefined,
         upload.error ? `storing failed: ${upload.error}` : undefined,
         upload.spilledBytes > 0 ? `${upload.spilledBytes} bytes kept on the instance for the next invocation to store` : undefined,
         upload.lostBytes > 0 ? `${upload.lostBytes} bytes could not be stored and are lost` : undefined,

@@ -72,7 +72,7 @@ export class LiveStream {
     this.current?.stop();
   }
 
-  async read(connect: (number: number) => ConnectionConsumer): Promise<LiveStreamEnd> {
+  async read(connect: () => ConnectionConsumer): Promise<LiveStreamEnd> {
     try {
       return await this.reconnectLoop(connect);
     } finally {
@@ -80,7 +80,7 @@ export class LiveStream {
     }
   }
 
-  private async reconnectLoop(connect: (number: number) => ConnectionConsumer): Promise<LiveStreamEnd> {
+  private async reconnectLoop(connect: () => ConnectionConsumer): Promise<LiveStreamEnd> {
     const { idleTimeoutSec, connectTimeoutSec } = this.options;
     const idleMs = idleTimeoutSec * 1000;
     const connectDeadline = this.startedAt + connectTimeoutSec * 1000;
@@ -90,7 +90,7 @@ export class LiveStream {
     let lastReconnectLog = 0;
     for (let number = 0; ; number++) {
       if (this.stopped) return { reason: 'stopped' };
-      const end = await this.connection(number, connect(number), Math.max(1_000, windowEnd() - Date.now()), idleMs);
+      const end = await this.connection(number, connect(), Math.max(1_000, windowEnd() - Date.now()), idleMs);
       if (this.stopped) return { reason: 'stopped' };
       const everReceived = this.lastPacketAt !== undefined;
       if (end.reason === 'unsupported' || end.reason === 'is-hls') {

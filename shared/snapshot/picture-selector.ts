@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log';
 import type { FlvTag, VideoTagInfo } from '../media/flv';
 import { accessUnitInfo } from '../media/h264-nal';
-import { nalLengthSize, parseSps, unescapeRbsp, type SpsInfo } from '../media/h264-sps';
+import { firstSpsOf, nalLengthSize, type SpsInfo } from '../media/h264-sps';
 import type { ImageFormat, PictureFormat } from '../outputs/images/format';
 import { ImageDirectory } from '../outputs/images/image-files';
 import { imagerTime, parseSnapshotFileName } from './args';
@@ -269,15 +269,4 @@ function formatOfSps(sps: SpsInfo): Omit<StreamFormat, 'header' | 'nalLengthSize
 function changedFormat(format: StreamFormat, sps: SpsInfo): boolean {
   const next = formatOfSps(sps);
   return next.width !== format.width || next.height !== format.height || JSON.stringify(next.picture) !== JSON.stringify(format.picture);
-}
-
-/** The first SPS of an AVCDecoderConfigurationRecord. */
-function firstSpsOf(record: Buffer): SpsInfo | undefined {
-  if (record.length < 8 || (record[5]! & 0x1f) === 0) return undefined;
-  const length = record.readUInt16BE(6);
-  try {
-    return parseSps(unescapeRbsp(record.subarray(9, 8 + length)));
-  } catch {
-    return undefined;
-  }
 }

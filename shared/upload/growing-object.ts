@@ -56,7 +56,7 @@ const DEFAULT_APPEND_INTERVAL_MS = 2_000;
 const DEFAULT_MEMORY_LIMIT_BYTES = 8 * 1024 * 1024;
 /** Larger appends are split: one request per this many bytes at most. */
 const MAX_APPEND_BYTES = 16 * 1024 * 1024;
-/** A short per-request policy; the loop here retries until giveUpAt, spilling meanwhile. */
+/** A short per-request policy; OUTAGE_RETRY goes on until giveUpAt, spilling meanwhile. */
 const REQUEST_RETRY = { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 1_000, maxElapsedMs: 5_000 };
 /** Between attempts while storage is down (the one retry policy, without an attempt limit). */
 const OUTAGE_RETRY = { maxAttempts: Number.POSITIVE_INFINITY, baseDelayMs: 500, maxDelayMs: 5_000, maxElapsedMs: Number.POSITIVE_INFINITY };

@@ -73,13 +73,48 @@ describe('record: "mp4"', () => {
       const video = decoded.streams.find((s) => s.type === 'video');
       expect(video).toMatchObject({ codec: 'h264' });
       expect(video!.frames).toBeGreaterThanOrEqual(28 * 25);
-      expect(decoded.streams.find((s) => s.type === 'audio')).toMatchObject({ codec: 'aac' });
-      expect(decoded.streams.find((s) => s.type === 'audio')!.frames).toBeGreaterThan(0);
+      const audio = decoded.streams.find((s) => s.type === 'audio');
+      expect(audio).toMatchObject({ codec: 'aac' });
+      // As much audio as video (AAC frames of 1024 samples at the test stream's 44.1 kHz), both
+      // starting and ending together. (The looping publisher leaves a ~1 s gap in both at each loop.)
+      expect(Math.abs((audio!.frames * 1024) / 44_100 - video!.frames / 25), JSON.stringify(decoded)).toBeLessThan(0.3);
+      expect(Math.abs(audio!.duration! - video!.duration!), JSON.stringify(decoded)).toBeLessThan(0.3);
+      expect(Math.abs(audio!.startTime! - video!.startTime!)).toBeLessThan(0.1);
       // The manifest lists it too.
       const manifest = JSON.parse(oss.getObject(bucket, 'cam/rec/manifest.json')!.toString());
       expect(manifest.recordings).toEqual(result.recordings);
       recorded = { result, mp4 };
     } finally {
+      await publisher.stop();
+    }
+  }, 90_000);
+
+  it('"flv" stores the tags as they came, audio too; an OSS outage mid-recording is held and caught up', async () => {
+    const publisher = await liveStream('recflv');
+    try {
+      const handler = createSnapshotHandler({
+        env: { OSS_ENDPOINT: oss.endpoint, ALIBABA_CLOUD_ACCESS_KEY_ID: credentials.accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: credentials.accessKeySecret, MEDIA_TMP_DIR: join(root, 'work'), LOG_LEVEL: 'error' },
+      });
+      const outage = setTimeout(() => oss.setOutage(true), 5_000);
+      const recovery = setTimeout(() => oss.setOutage(false), 11_000);
+      const raw = await handler({ rtmp_url: rtmp.url('recflv'), bucket, region: 'cn-hangzhou', dst: 'cam/flv', record: 'flv', max_duration: 20 }, { requestId: 'rec-flv', function: { timeout: 600 } });
+      clearTimeout(outage);
+      clearTimeout(recovery);
+      oss.setOutage(false);
+      const result = raw as SnapshotResult;
+      expect(result.recordings, JSON.stringify(raw)).toHaveLength(1);
+      const [entry] = result.recordings!;
+      expect(entry).toMatchObject({ format: 'flv', status: 'stored', audio: true });
+      const flv = oss.getObject(bucket, entry!.key)!;
+      expect(entry!.bytes).toBe(flv.length);
+      const decoded = await decodeMedia(flv, 'flv');
+      // The whole 20 s, the 6 s outage included: held in memory, appended once OSS was back.
+      expect(Math.abs(decoded.duration! - 20), JSON.stringify(decoded)).toBeLessThanOrEqual(2);
+      expect(decoded.streams.find((s) => s.type === 'video')).toMatchObject({ codec: 'h264' });
+      expect(decoded.streams.find((s) => s.type === 'video')!.frames).toBeGreaterThanOrEqual(18 * 25);
+      expect(decoded.streams.find((s) => s.type === 'audio')).toMatchObject({ codec: 'aac' });
+    } finally {
+      oss.setOutage(false);
       await publisher.stop();
     }
   }, 90_000);

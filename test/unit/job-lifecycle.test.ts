@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import { runJob, STORE_GIVE_UP_BEFORE_DEADLINE_MS, type JobRuntime } from '../../shared/job/lifecycle';
 import { createLogger } from '../../shared/log';
 import { createLocalStore } from '../../shared/storage/local';
-import { streamCopyArgs } from '../../shared/outputs/recording/stream-copy';
 
 const logger = createLogger({ requestId: 'lifecycle', level: 'error' });
 
@@ -74,14 +73,5 @@ describe('runJob', () => {
     await runJob(next, { kind: 'test', requestId: 'r4', recoveryInfo: { bucket: 'b', region: 'x' }, run: async () => undefined });
     expect(stored).toEqual(['kept/image.jpg']);
     expect(existsSync(rt.workRoot) ? (await readdir(rt.workRoot)).filter((name) => name.startsWith('test-')) : []).toHaveLength(0);
-  });
-});
-
-describe('streamCopyArgs', () => {
-  it('copies every stream from FLV on fd 3 to fragmented MP4 on fd 4, decoding nothing', () => {
-    const args = streamCopyArgs();
-    expect(args.join(' ')).toContain('-f flv -i pipe:3 -map 0 -c copy -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:4');
-    expect(args).not.toContain('-vf');
-    expect(args).toContain('-progress');
   });
 });

@@ -1,16 +1,16 @@
-import { supervisedRunArgs } from '../../ffmpeg/args';
-import { describeExit, FfmpegProcess } from '../../ffmpeg/supervisor';
 import type { Logger } from '../../log';
-import { FLV_TAG_AUDIO, flvFileHeader, flvTag, retimedVideoTag, type FlvTag } from '../../media/flv';
+import { FLV_TAG_AUDIO, FLV_TAG_VIDEO, flvFileHeader, type FlvTag } from '../../media/flv';
+import { FragmentedMp4Writer } from '../../media/fmp4-writer';
+import { firstSpsOf } from '../../media/h264-sps';
 import { finishUpload, type GrowingObjectResult, type GrowingObjectUpload } from '../../upload/growing-object';
-import { pumpSegments } from './segment-pump';
 
 /**
- * Records a live FLV stream as received, without decoding or encoding: `flv` writes the tags
- * themselves; `mp4` remuxes them into fragmented MP4 with one ffmpeg (stream copy, a fragment per
- * keyframe). Either way the object grows in storage while recording (GrowingObjectUpload), so a
- * crash loses seconds. A new object starts when the stream's parameters change (a republish at
- * another size, another audio config) or when a piece reaches its longest duration.
+ * Records a live FLV stream as received, without decoding, encoding or another process: `flv`
+ * writes the tags themselves; `mp4` writes fragmented MP4 (a fragment per GOP) from the same
+ * samples. Neither copies the media: what goes to the upload is new headers plus the received
+ * buffers. The object grows in storage while recording (GrowingObjectUpload), so a crash loses
+ * seconds. A new object starts when the stream's parameters change (a republish at another
+ * size, another audio config) or when a piece reaches its longest duration.
  */
 
 export const STREAM_RECORD_FORMATS = ['mp4', 'flv'] as const;
@@ -18,30 +18,11 @@ export type StreamRecordFormat = (typeof STREAM_RECORD_FORMATS)[number];
 
 export const streamRecordContentType = (format: StreamRecordFormat) => (format === 'mp4' ? 'video/mp4' : 'video/x-flv');
 
-/** FLV audio codecs MP4 can hold as they are: AAC (10) and MP3 (2). */
-const MP4_AUDIO_CODECS = new Set([10, 2]);
 const FLV_AUDIO_AAC = 10;
-/** What the remuxer may have unread before pictures are shed (until the next keyframe). */
-const REMUX_BACKLOG_BYTES = 8 * 1024 * 1024;
-/** A remuxer asked to finish gets this long before it is stopped. */
-const REMUX_FINISH_GRACE_MS = 5_000;
-
-/** ffmpeg: FLV tags on fd 3 in, fragmented MP4 on fd 4 out; every stream copied as it is. */
-export function streamCopyArgs(): string[] {
-  return [
-    ...supervisedRunArgs(),
-    // The tags come from us: whole, in order, with the stream's headers first; no long probe.
-    '-probesize', '32768', '-analyzeduration', '0',
-    '-f', 'flv', '-i', 'pipe:3',
-    '-map', '0', '-c', 'copy',
-    '-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', 'pipe:4',
-  ];
-}
+const FLV_TAG_HEADER_BYTES = 11;
 
 export interface StreamRecorderOptions {
   format: StreamRecordFormat;
-  ffmpegPath: string;
-  env?: Record<string, string>;
   logger: Logger;
   /** A piece ends at the first keyframe this long after its start. */
   maxPieceMs?: number;
@@ -54,9 +35,15 @@ export interface StreamPiece {
   startedAt: number;
   durationSec: number;
   upload: GrowingObjectResult;
-  /** Whether audio is in it (the source sent audio MP4 can hold when the piece began). */
+  /** Whether audio is in it (the source sent audio the container holds when the piece began). */
   audio: boolean;
-  error?: string;
+}
+
+/** One piece's container: what to write for each sample, times relative to the piece (ms). */
+interface ContainerWriter {
+  video(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number): Buffer[];
+  audio(tag: FlvTag, timeMs: number): Buffer[];
+  end(): Buffer[];
 }
 
 interface OpenPiece {
@@ -66,14 +53,11 @@ interface OpenPiece {
   originMs: number;
   lastVideoMs: number;
   audio: boolean;
+  writer: ContainerWriter;
   upload: GrowingObjectUpload;
-  remux?: FfmpegProcess;
-  /** Behind (the remuxer or the upload is full): pictures are shed until a keyframe finds room. */
+  /** Behind (the upload is full): pictures are shed until a keyframe finds room. */
   shedding: boolean;
   uploadFull: boolean;
-  /** Bytes to the remuxer or the upload are written in order through this chain. */
-  done: Promise<void>;
-  error?: string;
 }
 
 export class StreamRecorder {
@@ -84,9 +68,9 @@ export class StreamRecorder {
   private readonly closing: Array<Promise<StreamPiece>> = [];
   private nextIndex = 0;
   private stopped = false;
-  /** Audio tags a piece could not hold (it began without audio, or the codec does not fit MP4). */
+  /** Audio tags a piece could not hold (it began without audio, or MP4 cannot hold the codec as it is). */
   audioTagsSkipped = 0;
-  /** Pictures not recorded because the remuxer or storage could not keep up (load shed). */
+  /** Pictures not recorded because storage could not keep up (load shed). */
   picturesShed = 0;
 
   constructor(private readonly options: StreamRecorderOptions) {}
@@ -111,40 +95,36 @@ export class StreamRecorder {
       piece = this.openPiece(dtsMs, wallMs);
     }
     // A gap inside a GOP would corrupt every picture after it: shed from here to a keyframe.
-    if (piece.shedding && (!keyframe || this.behind(piece))) {
+    if (piece.uploadFull || (piece.shedding && !keyframe)) {
+      if (!piece.shedding) this.options.logger.warn('recording behind storage; shedding pictures until the next keyframe', { piece: piece.index });
+      piece.shedding = true;
       this.picturesShed++;
       return;
     }
-    piece.shedding = this.behind(piece);
-    if (piece.shedding) {
-      this.picturesShed++;
-      this.options.logger.warn('recording behind; shedding pictures until the next keyframe', { piece: piece.index });
-      return;
-    }
+    piece.shedding = false;
     piece.lastVideoMs = Math.max(piece.lastVideoMs, dtsMs);
-    this.send(piece, retimedVideoTag(tag, dtsMs - piece.originMs, ptsMs - piece.originMs));
+    this.send(piece, piece.writer.video(tag, keyframe, dtsMs - piece.originMs, ptsMs - piece.originMs));
   }
 
   /** An audio tag at timeline time `timeMs` (undefined: the stream's clock is not known yet). */
   audio(tag: FlvTag, timeMs: number | undefined): void {
     if (this.stopped || tag.data.length < 2) return;
     const codec = tag.data[0]! >> 4;
+    this.audioCodec = codec;
     if (codec === FLV_AUDIO_AAC && tag.data[1] === 0) {
       // A new audio config only matters to a piece that carries audio.
       const changed = this.audioHeader !== undefined && !this.audioHeader.data.equals(tag.data);
       this.audioHeader = tag;
-      this.audioCodec = codec;
       if (changed && this.piece?.audio) this.closePiece();
       return;
     }
-    this.audioCodec ??= codec;
     const piece = this.piece;
-    if (!piece || timeMs === undefined || timeMs < piece.originMs) return;
-    if (!piece.audio || piece.shedding) {
-      this.audioTagsSkipped += piece.audio ? 0 : 1;
+    if (!piece || timeMs === undefined || timeMs < piece.originMs || piece.shedding) return;
+    if (!piece.audio) {
+      this.audioTagsSkipped++;
       return;
     }
-    this.send(piece, flvTag(FLV_TAG_AUDIO, timeMs - piece.originMs, tag.data));
+    this.send(piece, piece.writer.audio(tag, timeMs - piece.originMs));
   }
 
   /** Ends the current piece; resolves with every piece this recorder made. */
@@ -154,72 +134,124 @@ export class StreamRecorder {
     return Promise.all(this.closing);
   }
 
+  /** Whether a piece starting now can carry the audio: MP4 takes AAC as it is, FLV anything. */
   private canCarryAudio(): boolean {
     if (this.audioCodec === undefined) return false;
-    if (this.options.format === 'flv') return true;
-    return MP4_AUDIO_CODECS.has(this.audioCodec) && (this.audioCodec !== FLV_AUDIO_AAC || this.audioHeader !== undefined);
+    if (this.options.format === 'flv') return this.audioCodec !== FLV_AUDIO_AAC || this.audioHeader !== undefined;
+    return this.audioCodec === FLV_AUDIO_AAC && this.audioHeader !== undefined;
   }
 
   private openPiece(originMs: number, startedAt: number): OpenPiece {
     const index = this.nextIndex++;
     const audio = this.canCarryAudio();
-    const upload = this.options.openPiece(index, startedAt);
-    const piece: OpenPiece = { index, startedAt, originMs, lastVideoMs: originMs, audio, upload, shedding: false, uploadFull: false, done: Promise.resolve() };
-    const header = flvFileHeader({ video: true, audio });
-    if (this.options.format === 'mp4') {
-      const remux = new FfmpegProcess({ binary: this.options.ffmpegPath, args: streamCopyArgs(), extraPipes: 2, env: this.options.env });
-      piece.remux = remux;
-      remux.pipe(3).on('error', () => {}); // an early exit is reported from its exit status
-      const output = pumpSegments(remux.pipe(4) as AsyncIterable<Buffer>, 'mp4', upload).catch((error: unknown) => {
-        piece.error ??= `reading the remuxer's output failed: ${error instanceof Error ? error.message : String(error)}`;
-      });
-      piece.done = Promise.all([output, remux.exited]).then(([, exit]) => {
-        if (exit.code !== 0 && !piece.error) piece.error = describeExit(exit);
-      });
-    }
+    const audioHeader = audio ? this.audioHeader : undefined;
+    const writer = this.options.format === 'mp4' ? new Mp4Container(this.videoHeader!, audioHeader) : new FlvContainer(this.videoHeader!, audio, audioHeader);
+    const piece: OpenPiece = { index, startedAt, originMs, lastVideoMs: originMs, audio, writer, upload: this.options.openPiece(index, startedAt), shedding: false, uploadFull: false };
     this.piece = piece;
     this.options.logger.info('recording piece started', { piece: index, format: this.options.format, audio });
-    this.send(piece, header);
-    this.send(piece, retimedVideoTag(this.videoHeader!, 0, 0));
-    if (audio && this.audioHeader) this.send(piece, flvTag(FLV_TAG_AUDIO, 0, this.audioHeader.data));
     return piece;
   }
 
-  /** FLV bytes to the piece: to the remuxer's input, or (flv) straight to the upload. */
-  private send(piece: OpenPiece, tag: FlvTag | Buffer): void {
-    const bytes = Buffer.isBuffer(tag) ? tag : tag.bytes;
-    // Backpressure is the remuxer's or the upload's: both buffer within their own bounds and
-    // the upload spills to disk; a live source cannot be paused, so nothing waits here.
-    if (piece.remux) {
-      piece.remux.pipe(3).write(bytes);
-    } else if (!piece.upload.write(bytes) && !piece.uploadFull) {
+  /** One sample's bytes, in one go, so an append never holds part of it (the upload batches). */
+  private send(piece: OpenPiece, parts: Buffer[]): void {
+    let room = true;
+    for (const part of parts) room = piece.upload.write(part);
+    if (!room && !piece.uploadFull) {
       piece.uploadFull = true;
       void piece.upload.room().then(() => (piece.uploadFull = false));
     }
-  }
-
-  private behind(piece: OpenPiece): boolean {
-    return piece.remux ? piece.remux.pipe(3).writableLength > REMUX_BACKLOG_BYTES : piece.uploadFull;
   }
 
   private closePiece(): void {
     const piece = this.piece;
     if (!piece) return;
     this.piece = undefined;
+    for (const part of piece.writer.end()) piece.upload.write(part);
     this.closing.push(this.finish(piece));
   }
 
   private async finish(piece: OpenPiece): Promise<StreamPiece> {
-    if (piece.remux) {
-      const remux = piece.remux;
-      remux.pipe(3).end();
-      const backstop = setTimeout(() => void remux.stop('requested'), REMUX_FINISH_GRACE_MS);
-      await piece.done;
-      clearTimeout(backstop);
-    }
     const upload = await finishUpload(piece.upload);
     const durationSec = (piece.lastVideoMs - piece.originMs) / 1000;
     this.options.logger.info('recording piece closed', { piece: piece.index, durationSec, bytes: upload.storedBytes });
-    return { index: piece.index, startedAt: piece.startedAt, durationSec, upload, audio: piece.audio, ...(piece.error ? { error: piece.error } : {}) };
+    return { index: piece.index, startedAt: piece.startedAt, durationSec, upload, audio: piece.audio };
+  }
+}
+
+/** FLV: the file header and sequence headers, then each tag with a new timestamp and its own bytes. */
+class FlvContainer implements ContainerWriter {
+  private preamble: Buffer[] | undefined;
+
+  constructor(videoHeader: FlvTag, audio: boolean, audioHeader: FlvTag | undefined) {
+    this.preamble = [flvFileHeader({ video: true, audio }), ...retimed(videoHeader, 0), ...(audioHeader ? retimed(audioHeader, 0) : [])];
+  }
+
+  video(tag: FlvTag, _keyframe: boolean, dtsMs: number): Buffer[] {
+    // The composition time in the data (pts - dts) is the same on our clock as on the source's.
+    return this.withPreamble(retimed(tag, dtsMs));
+  }
+
+  audio(tag: FlvTag, timeMs: number): Buffer[] {
+    return this.withPreamble(retimed(tag, timeMs));
+  }
+
+  end(): Buffer[] {
+    return [];
+  }
+
+  private withPreamble(parts: Buffer[]): Buffer[] {
+    if (!this.preamble) return parts;
+    const preamble = this.preamble;
+    this.preamble = undefined;
+    return [...preamble, ...parts];
+  }
+}
+
+/** A tag at another time: a new 11-byte header, then the tag's own data and trailer (not copied). */
+function retimed(tag: FlvTag, timeMs: number): Buffer[] {
+  const header = Buffer.from(tag.bytes.subarray(0, FLV_TAG_HEADER_BYTES));
+  const time = Math.max(0, Math.round(timeMs)) >>> 0;
+  header.writeUIntBE(time & 0xffffff, 4, 3);
+  header[7] = (time >>> 24) & 0xff;
+  return [header, tag.bytes.subarray(FLV_TAG_HEADER_BYTES)];
+}
+
+/** MP4: the init segment with the first fragment, then a fragment at each keyframe. */
+class Mp4Container implements ContainerWriter {
+  private readonly mp4: FragmentedMp4Writer;
+  private init: Buffer | undefined;
+
+  constructor(videoHeader: FlvTag, audioHeader: FlvTag | undefined) {
+    if (videoHeader.type !== FLV_TAG_VIDEO) throw new Error('not a video sequence header');
+    const avcC = videoHeader.data.subarray(5);
+    const sps = firstSpsOf(avcC);
+    this.mp4 = new FragmentedMp4Writer({ avcC, width: sps?.width ?? 0, height: sps?.height ?? 0 }, audioHeader && audioHeader.type === FLV_TAG_AUDIO ? { audioSpecificConfig: audioHeader.data.subarray(2) } : undefined);
+    this.init = this.mp4.init();
+  }
+
+  video(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number): Buffer[] {
+    // A keyframe closes the GOP before it: that fragment goes out whole.
+    const out = keyframe && this.mp4.pendingVideoSamples > 0 ? this.fragment(dtsMs) : [];
+    this.mp4.addVideo({ dtsMs, ctsMs: ptsMs - dtsMs, keyframe, data: tag.data.subarray(5) });
+    return out;
+  }
+
+  audio(tag: FlvTag, timeMs: number): Buffer[] {
+    // AAC raw frames only (packet type 1); headers are in the init segment.
+    if (tag.data[1] === 1) this.mp4.addAudio({ dtsMs: timeMs, data: tag.data.subarray(2) });
+    return [];
+  }
+
+  end(): Buffer[] {
+    return this.fragment(undefined);
+  }
+
+  private fragment(nextVideoDtsMs: number | undefined): Buffer[] {
+    const parts = this.mp4.fragment(nextVideoDtsMs);
+    if (parts.length === 0 || !this.init) return parts;
+    // The init segment alone is no recording: it goes out with the first fragment.
+    const init = this.init;
+    this.init = undefined;
+    return [init, ...parts];
   }
 }

@@ -123,8 +123,11 @@ export class GrowingObjectUpload {
       this.multipartBytes += piece.length;
       return this.multipart!.stream.write(piece) || this.hasRoom();
     }
+    const wasEmpty = this.queue.pendingBytes === 0;
     this.queue.push(piece);
-    this.wake?.();
+    // The pump sleeps between appends: a write wakes it only when it waits for data or a whole
+    // append is ready, not for every small piece (a timer and a promise each).
+    if (wasEmpty || this.queue.pendingBytes >= MAX_APPEND_BYTES) this.wake?.();
     return this.hasRoom();
   }
 

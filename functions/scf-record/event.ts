@@ -62,6 +62,13 @@ const cosConfigSchema = z
     }
   });
 
+/** An http(s) URL we may POST to: never a metadata or link-local address. */
+const callbackUrlField = () =>
+  z.string({ error: 'must be a string' }).superRefine((url, ctx) => {
+    const problem = callbackUrlProblem(url);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 export const recordRequestSchema = z
   .strictObject({
     Action: z.literal(['Record', 'Start'], { error: 'must be Record (the default) or Stop' }).optional(),
@@ -70,13 +77,8 @@ export const recordRequestSchema = z
     UserSig: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(4096, 'must be at most 4096 characters'),
     CosConfig: cosConfigSchema,
     Mode: z.enum(RECORD_MODES, { error: 'must be "00" (audio → MP3), "01" (video → MP4) or "02" (both → MP4)' }).default('00'),
-    Callback: z
-      .string({ error: 'must be a string' })
-      .superRefine((url, ctx) => {
-        const problem = callbackUrlProblem(url);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      })
-      .optional(),
+    Callback: callbackUrlField().optional(),
+    EventCallback: callbackUrlField().optional(),
     // Room controls, as TRTC's cloud recording names them. All optional.
     MaxIdleTime: wholeNumber(5, 86_400, 'seconds').optional(),
     SubscribeUserIds: userIdList.optional(),
@@ -146,6 +148,7 @@ export function toRecordJob(request: RecordRequest, requestId: string): RecordJo
     region: request.CosConfig.Region,
     keyPrefix: normalizePrefix(request.CosConfig.Path),
     callbackUrl: request.Callback,
+    eventCallbackUrl: request.EventCallback,
     maxIdleSec: request.MaxIdleTime,
     subscription: subscriptionOf(request),
     maxPieceSec: request.MaxMediaFileDuration === undefined ? undefined : request.MaxMediaFileDuration * 60,

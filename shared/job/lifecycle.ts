@@ -4,6 +4,7 @@ import type { ObjectStore } from '../storage/types';
 import { spillBudget, type SpillBudget } from '../upload/growing-object';
 import { describeWholeFile, type StoreTarget, type WholeFileDescription } from '../upload/leftovers';
 import { claimWorkDir, reapDeadWorkDirs, releaseWorkDir, workDirEnv, type DeadWorkDir } from '../work-dirs';
+import { EventSender } from './events';
 import { recoverLeftovers, type StoreFor } from './recovery';
 
 /**
@@ -169,6 +170,12 @@ export class JobContext<Reason extends string = string> {
   async leaveForNextInvocation(filePath: string, description: WholeFileDescription): Promise<void> {
     await describeWholeFile(filePath, description);
     this.leftovers++;
+  }
+
+  /** Lifecycle events to `url` while the job runs, signed like the callback, ending before the deadline. */
+  eventSender(url: string, requestId: string): EventSender {
+    const deadlineAt = this.runtime.deadlineAt;
+    return new EventSender({ url, requestId, secret: this.runtime.callbackSecret, logger: this.log, deadlineAt: deadlineAt === undefined ? undefined : deadlineAt - CALLBACK_DEADLINE_RESERVE_MS });
   }
 
   /** The result to the caller's callback URL, signed, ending before the deadline. */

@@ -85,6 +85,13 @@ export class FragmentedMp4Writer {
     return this.video.length;
   }
 
+  /** The pictures waiting for the next fragment, removed (to move them to another writer). */
+  takeVideo(): VideoSample[] {
+    const video = this.video;
+    this.video = [];
+    return video;
+  }
+
   addVideo(sample: VideoSample): void {
     this.video.push(sample);
   }

@@ -29,6 +29,8 @@ export interface AnchorRecorderOptions {
   maxPieceBytes?: number;
   /** Opens the upload a new piece goes to; `startedAt` is the wall time of its first frame. */
   openPiece: (index: number, startedAt: number) => GrowingObjectUpload;
+  /** Each piece once it is finished: its encoder ended and its upload is over. */
+  onPieceClosed?: (piece: RecordedPiece) => void;
   /** JPEGs every `intervalSec` from the pictures being encoded, written under `dir`. */
   snapshots?: { intervalSec: number; dir: string; onImage: (path: string, wallTimeMs: number) => Promise<void> };
 }
@@ -219,6 +221,8 @@ export class AnchorRecorder {
       anchor: this.options.userId,
     });
     this.pieces.push(this.piece);
+    const onPieceClosed = this.options.onPieceClosed;
+    if (onPieceClosed) void this.piece.done.then(onPieceClosed);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { CallbackOutcome } from '../callback';
 import { outcomeOf } from '../errors';
+import type { EventDeliveryReport, EventSender } from '../job/events';
 import { runJob, type JobContext, type JobRuntime, type LifecycleStopReason } from '../job/lifecycle';
 import { safeSegment, utcStamp } from '../naming';
 import { ImageSink } from '../outputs/images/image-sink';
@@ -26,6 +27,8 @@ export interface RecordJob {
   /** Normalised object-key prefix under the bucket: '' or ending in '/'. */
   keyPrefix: string;
   callbackUrl?: string;
+  /** Lifecycle events go here as they happen (EventCallback). */
+  eventCallbackUrl?: string;
   /** Leave when no anchor we record has been in the room for this long (MaxIdleTime). */
   maxIdleSec?: number;
   /** Whom to record (SubscribeUserIds / UnSubscribeUserIds). */
@@ -87,6 +90,8 @@ export interface RecordResult {
   Snapshots?: AnchorSnapshots[];
   Error?: { Code: string; Message: string };
   Callback?: CallbackOutcome;
+  /** With EventCallback: lifecycle events delivered, and those that could not be. */
+  Events?: EventDeliveryReport;
 }
 
 /** Roll over to a new object before the clouds' 5 GB limit on appendable objects. */
@@ -123,12 +128,14 @@ class RoomRecording {
   /** Every anchor seen in the room, recorded or not: to say why nothing was recorded. */
   private readonly seen = new Set<string>();
   private idleTimer: NodeJS.Timeout | undefined;
+  private readonly events: EventSender | undefined;
 
   constructor(
     private readonly job: RecordJob,
     private readonly runtime: RecordRuntime,
     private readonly context: JobContext<RecordOwnStopReason>,
   ) {
+    this.events = job.eventCallbackUrl ? context.eventSender(job.eventCallbackUrl, job.requestId) : undefined;
   }
 
   async run(): Promise<RecordResult> {
@@ -142,6 +149,7 @@ class RoomRecording {
         this.job.subscription,
       );
       this.context.log.info('in the room; recording anchors');
+      this.events?.emit('RecordStarted', this.roomFields());
       this.armIdle();
       await this.closed;
     } catch (error) {
@@ -208,6 +216,7 @@ class RoomRecording {
       videoFps: this.runtime.videoFps,
       maxPieceMs: this.job.maxPieceSec === undefined ? undefined : this.job.maxPieceSec * 1000,
       maxPieceBytes: ROLLOVER_BYTES,
+      onPieceClosed: (piece) => this.events?.emit('FileClosed', { ...this.roomFields(), File: this.fileOf(userId, piece) }),
       openPiece: (piece, startedAt) => {
         // `{Path}{room}/{anchor}/{start}-{requestId}.{ext}`: grouped by room and anchor, sorted by
         // start, and two recordings of the same moment kept apart by the request id.
@@ -218,6 +227,8 @@ class RoomRecording {
           contentType: recordingContentType(this.job.mode),
           logger: this.context.log,
           giveUpAt: () => this.context.giveUpAt(),
+          // The anchor's recording is in COS from here (its first piece: a later one is FileClosed's news).
+          onFirstStored: piece === 0 ? () => this.events?.emit('AnchorStarted', { ...this.roomFields(), AnchorId: userId, Key: key, RecordFile: this.runtime.store.objectUrl(key) }) : undefined,
           spill: {
             path: join(this.context.workDir, `a${index}-p${piece}${SPILL_SUFFIX}`),
             budget: this.context.spill,
@@ -258,7 +269,7 @@ class RoomRecording {
     });
   }
 
-  private fileOf(recording: AnchorRecording, piece: RecordedPiece): RecordedFile {
+  private fileOf(userId: string, piece: RecordedPiece): RecordedFile {
     const { upload } = piece;
     const problems = [
       piece.error ? `the encoder failed: ${piece.error}` : undefined,
@@ -272,7 +283,7 @@ class RoomRecording {
       piece.droppedFrames > 0 ? `${piece.droppedFrames} frames not encoded because the encoder could not keep up (the picture before lasts longer)` : undefined,
     ].filter((note): note is string => note !== undefined);
     return {
-      UserId: recording.userId,
+      UserId: userId,
       RecordFile: upload.objectExists ? this.runtime.store.objectUrl(upload.key) : '',
       Status: stored ? 1 : 0,
       Message: stored ? ['ok', ...notes].join('; ') : problems.join('; ') || 'nothing was stored',
@@ -302,7 +313,7 @@ class RoomRecording {
       if (recording.pieces.length === 0) {
         files.push({ UserId: recording.userId, RecordFile: '', Status: 0, Message: `recording failed: ${recording.error ?? 'nothing was written'}`, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0 });
       }
-      for (const piece of recording.pieces) files.push(this.fileOf(recording, piece));
+      for (const piece of recording.pieces) files.push(this.fileOf(recording.userId, piece));
       // A spill file not stored yet is for the next invocation.
       this.context.leftovers += recording.pieces.filter((piece) => piece.upload.spilledBytes > 0).length;
     }
@@ -326,7 +337,18 @@ class RoomRecording {
       const outcome = outcomeOf(error, 'RecordingFailed');
       result.Error = { Code: outcome.code, Message: outcome.message };
     }
-    if (this.job.callbackUrl) result.Callback = await this.context.sendCallback(this.job.callbackUrl, result);
+    // The final result goes to both at once; RecordStopped is the last event either way.
+    const [callback, events] = await Promise.all([
+      this.job.callbackUrl ? this.context.sendCallback(this.job.callbackUrl, result) : undefined,
+      this.events?.close('RecordStopped', { ...this.roomFields(), Result: result }),
+    ]);
+    if (callback) result.Callback = callback;
+    if (events) result.Events = events;
     return result;
+  }
+
+  /** What every event says of the room: the contract's identifiers. */
+  private roomFields(): Record<string, unknown> {
+    return { SdkAppId: this.job.sdkAppId, RoomId: this.job.roomId ?? null, StrRoomId: this.job.strRoomId ?? null, UserId: this.job.userId };
   }
 }

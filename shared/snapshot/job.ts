@@ -298,11 +298,6 @@ class SnapshotCapture {
   /** An image the imager wrote: stored when it is a whole image of a chosen picture, else discarded. */
   private async take(image: WrittenImage): Promise<void> {
     const { filePath, chosen, run, streamTime } = image;
-    const limit = this.job.maxSnapshots;
-    if (limit !== undefined && this.images.records.length >= limit) {
-      await rm(filePath, { force: true });
-      return;
-    }
     const outcome = chosen
       ? await this.images.take(filePath, (facts) => ({
           ...facts,
@@ -399,8 +394,9 @@ class SnapshotCapture {
   private recordingEntries(): StreamRecordingEntry[] {
     return this.recordings.map((piece) => {
       const { upload } = piece;
-      const complete = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error;
+      const complete = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error && !piece.error;
       const problems = [
+        piece.error ? `the recording stopped: ${piece.error}` : undefined,
         upload.error ? `storing failed: ${upload.error}` : undefined,
         upload.spilledBytes > 0 ? `${upload.spilledBytes} bytes kept on the instance for the next invocation to store` : undefined,
         upload.lostBytes > 0 ? `${upload.lostBytes} bytes could not be stored and are lost` : undefined,

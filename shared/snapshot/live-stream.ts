@@ -55,6 +55,8 @@ export class LiveStream {
   private readonly stopAbort = new AbortController();
   private current: VideoSource | undefined;
   private useFfmpeg = false;
+  /** The source's audio could not be relayed (ffmpeg's pull): video only from then on. */
+  private audioRefused = false;
   private hlsProxy: HlsProxy | undefined;
   /** The last failure a reconnect may still mend, for the report if none does. */
   lastFailure: string | undefined;
@@ -98,6 +100,11 @@ export class LiveStream {
         this.useFfmpeg = true;
         continue;
       }
+      if (end.reason === 'failed' && end.code === 'audio-unsupported' && !this.audioRefused) {
+        this.options.logger.warn('the source\'s audio cannot be relayed; going on with video only', { detail: end.message });
+        this.audioRefused = true;
+        continue;
+      }
       if (end.reason === 'failed') {
         const message = end.message ?? 'the source failed';
         if (end.code === 'forbidden') return failed(message, 'ForbiddenSource');
@@ -136,7 +143,7 @@ export class LiveStream {
         this.lastPacketAt = Date.now();
         consumer.video(tag, info);
       },
-      onAudioTag: this.options.wantsAudio && consumer.audio ? (tag: FlvTag) => consumer.audio!(tag) : undefined,
+      onAudioTag: this.options.wantsAudio && !this.audioRefused && consumer.audio ? (tag: FlvTag) => consumer.audio!(tag) : undefined,
     };
     const scheme = new URL(url).protocol;
     const http = scheme === 'http:' || scheme === 'https:';

@@ -163,6 +163,8 @@ export class PictureSelector {
   private feed(connection: SelectorConnection, item: FeedItem<Picture>): boolean {
     const picture = item.unit.payload;
     const chosen = item.slot !== undefined;
+    // max_snapshots is counted here, once: nothing is chosen past it, even later in this batch.
+    if (chosen && this.options.maxChosen !== undefined && this.chosenCount >= this.options.maxChosen) return false;
     const slot = connection.imager ?? this.startImager(connection, picture);
     if (!slot) return false;
     if (!slot.imager.write(picture.tag, picture, chosen)) {

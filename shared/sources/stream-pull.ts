@@ -35,7 +35,8 @@ export function streamPullArgs(input: StreamPullInput): string[] {
     ...(input.rtmpTcUrl ? ['-rtmp_tcurl', input.rtmpTcUrl, '-f', 'live_flv'] : []),
     ...networkInputArgs({ url: input.url, ioTimeoutSec: input.ioTimeoutSec }),
     '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-',
-    '-map', '0:v:0', ...(input.withAudio ? ['-map', '0:a:0?'] : []), '-c', 'copy',
+    // ADTS AAC (HLS, MPEG-TS) becomes what FLV holds; this ffmpeg does not insert the filter itself.
+    '-map', '0:v:0', ...(input.withAudio ? ['-map', '0:a:0?'] : []), '-c', 'copy', ...(input.withAudio ? ['-bsf:a', 'aac_adtstoasc'] : []),
     '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3',
   ];
 }
@@ -139,6 +140,7 @@ export class FfmpegPullSource implements VideoSource {
     if (/Server returned 404|StreamNotFound|Stream not found/i.test(stderr)) return end({ reason: 'failed', code: 'not-found', message: 'nothing is being published at this URL (the server says it has no such stream)' });
     if (/Server returned 40[13]|Unauthorized|Forbidden/i.test(stderr)) return end({ reason: 'failed', code: 'rejected', message: 'the server refused access to this stream (check the URL and its auth parameters)' });
     if (/matches no streams|does not contain any stream/.test(stderr)) return end({ reason: 'failed', code: 'no-video', message: 'the source has no video stream' });
+    if (/bitstream filter|Malformed AAC/i.test(stderr)) return end({ reason: 'failed', code: 'audio-unsupported', message: "the source's audio cannot be relayed as it is (not AAC)" });
     if (exit.code === 0) return end({ reason: 'closed', message: 'the source ended' });
     const lastLine = exit.stderrTail.at(-1);
     return end({ reason: 'closed', message: lastLine ? `ffmpeg: ${lastLine}` : `ffmpeg exited with ${exit.code}` });

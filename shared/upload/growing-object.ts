@@ -35,6 +35,8 @@ export interface GrowingObjectOptions {
   appendIntervalMs?: number;
   /** Memory for what is not stored yet; beyond it, pieces go to the spill file. */
   memoryLimitBytes?: number;
+  /** Called once, when the object's first bytes are stored (appended; a multipart upload shows none until it completes). */
+  onFirstStored?: () => void;
   spill?: SpillTarget;
 }
 
@@ -260,6 +262,7 @@ export class GrowingObjectUpload {
   }
 
   private landed(bytes: number, nextPosition: number): void {
+    if (this.position === 0 && nextPosition > 0) this.options.onFirstStored?.();
     this.position = nextPosition;
     this.queue.consume(bytes, nextPosition);
     this.lastAppendAt = Date.now();

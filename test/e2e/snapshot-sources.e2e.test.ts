@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
@@ -14,7 +14,7 @@ import { createSnapshotHandler } from '../../functions/fc-snapshot';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import type { SnapshotResult } from '../../shared/snapshot/job';
 import { createLocalStore } from '../../shared/storage/local';
-import { decodeImage, makeTestStream } from '../support/media-tools';
+import { decodeImage, decodeMedia, makeTestStream } from '../support/media-tools';
 import { publish, waitForPublishing } from '../support/publisher';
 import { freePort, startNodeMediaServer } from '../support/rtmp-server';
 
@@ -41,6 +41,16 @@ async function snapshot(rtmpUrl: string, dst: string, over: Record<string, unkno
   return (await handler({ rtmp_url: rtmpUrl, bucket: 'sources', region: 'cn-hangzhou', dst, ...over }, { requestId: dst })) as SnapshotResult;
 }
 
+/** With `record`: one MP4 that ffprobe decodes, with the source's H.264 and AAC. */
+async function expectRecording(result: SnapshotResult, dst: string): Promise<void> {
+  expect(result.recordings, JSON.stringify(result)).toHaveLength(1);
+  const [entry] = result.recordings!;
+  expect(entry).toMatchObject({ status: 'stored', audio: true });
+  const decoded = await decodeMedia(await readFile(join(root, 'bucket', 'sources', entry!.key)), 'mp4');
+  expect(decoded.streams.map((s) => `${s.type}:${s.codec}`).sort(), `${dst}: ${JSON.stringify(decoded)}`).toEqual(['audio:aac', 'video:h264']);
+  expect(decoded.streams.every((s) => s.frames > 0)).toBe(true);
+}
+
 /** Every stored image decodes to one 320-wide picture. */
 async function expectStoredImages(dst: string, count: number): Promise<void> {
   const dir = join(root, 'bucket', 'sources', dst);
@@ -59,9 +69,11 @@ describe('snapshot sources', () => {
       expect(rtmp).toMatchObject({ status: 'ok', reception: 'node-rtmp', counts: { uploaded: 3 } });
       await expectStoredImages('rtmp-name', 3);
 
-      const flv = await snapshot(server.httpFlvUrl('names').replace('127.0.0.1', 'localhost'), 'flv-name', { max_snapshots: 3 });
+      // Recording the stream too: the HTTP-FLV client hands over the audio as well.
+      const flv = await snapshot(server.httpFlvUrl('names').replace('127.0.0.1', 'localhost'), 'flv-name', { max_snapshots: 3, record: 'mp4' });
       expect(flv).toMatchObject({ status: 'ok', reception: 'node-http-flv', counts: { uploaded: 3 } });
       await expectStoredImages('flv-name', 3);
+      await expectRecording(flv, 'flv-name');
     } finally {
       await publisher.stop();
     }
@@ -71,6 +83,10 @@ describe('snapshot sources', () => {
     const hlsDir = await mkdtemp(join(tmpdir(), 'hls-'));
     const made = spawn(resolveFfmpegPath(), ['-hide_banner', '-loglevel', 'error', '-i', stream, '-c', 'copy', '-f', 'hls', '-hls_time', '1', '-hls_list_size', '0', '-hls_playlist_type', 'vod', join(hlsDir, 'index.m3u8')]);
     expect(await new Promise((resolve) => made.on('exit', resolve))).toBe(0);
+    // The same with MP3 audio, which FLV relays but MP4 recording does not take as it is.
+    await mkdir(join(hlsDir, 'mp3'));
+    const mp3 = spawn(resolveFfmpegPath(), ['-hide_banner', '-loglevel', 'error', '-i', stream, '-c:v', 'copy', '-c:a', 'libmp3lame', '-f', 'hls', '-hls_time', '1', '-hls_list_size', '0', '-hls_playlist_type', 'vod', join(hlsDir, 'mp3', 'index.m3u8')]);
+    expect(await new Promise((resolve) => mp3.on('exit', resolve))).toBe(0);
     const requested: string[] = [];
     const files = createServer((request, response) => {
       requested.push(request.url ?? '');
@@ -81,11 +97,21 @@ describe('snapshot sources', () => {
     });
     const port = await listen(files);
     try {
-      const result = await snapshot(`http://localhost:${port}/hls/index.m3u8`, 'hls-name', { max_snapshots: 3 });
+      const result = await snapshot(`http://localhost:${port}/hls/index.m3u8`, 'hls-name', { max_snapshots: 3, record: 'mp4' });
       expect(result).toMatchObject({ status: 'ok', reception: 'ffmpeg', counts: { uploaded: 3 } });
       await expectStoredImages('hls-name', 3);
+      // ffmpeg's pull relays the audio too when the stream is recorded.
+      await expectRecording(result, 'hls-name');
       // The segments came through the proxy from the customer's server.
       expect(requested.some((url) => url.endsWith('.ts'))).toBe(true);
+
+      // Audio that cannot be relayed as AAC: the snapshots and the video are recorded all the same.
+      const withMp3 = await snapshot(`http://localhost:${port}/hls/mp3/index.m3u8`, 'hls-mp3', { max_snapshots: 3, record: 'mp4' });
+      expect(withMp3).toMatchObject({ status: 'ok', counts: { uploaded: 3 } });
+      await expectStoredImages('hls-mp3', 3);
+      expect(withMp3.recordings?.[0]).toMatchObject({ status: 'stored', audio: false });
+      const video = await decodeMedia(await readFile(join(root, 'bucket', 'sources', withMp3.recordings![0]!.key)), 'mp4');
+      expect(video.streams.map((s) => `${s.type}:${s.codec}`)).toEqual(['video:h264']);
     } finally {
       files.close();
     }

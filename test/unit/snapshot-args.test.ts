@@ -19,6 +19,13 @@ describe('streamPullArgs', () => {
     expect(args).not.toContain('-bsf:v');
   });
 
+  it('relays the first audio stream too when asked (a recording), as FLV holds AAC, and copes without one', () => {
+    const args = streamPullArgs({ url: 'http://127.0.0.1:4000/live.m3u8', ioTimeoutSec: 15, withAudio: true });
+    expect(args.slice(args.lastIndexOf('-map') - 2, args.indexOf('pipe:3') + 1)).toEqual([
+      '-map', '0:v:0', '-map', '0:a:0?', '-c', 'copy', '-bsf:a', 'aac_adtstoasc', '-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:3',
+    ]);
+  });
+
   it("reads RTMP through the loopback forwarder as live_flv, telling the server the source's own tcUrl", () => {
     const args = streamPullArgs({ url: 'rtmp://127.0.0.1:5000/live/s?k=1', rtmpTcUrl: 'rtmp://live.example.com/live', ioTimeoutSec: 15 });
     expect(args.slice(args.indexOf('-rtmp_tcurl'), args.indexOf('-i') + 2)).toEqual(

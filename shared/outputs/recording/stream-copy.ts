@@ -37,10 +37,14 @@ export interface StreamPiece {
   upload: GrowingObjectResult;
   /** Whether audio is in it (the source sent audio the container holds when the piece began). */
   audio: boolean;
+  /** Why the recording ended with this piece, when it could not go on. */
+  error?: string;
 }
 
 /** One piece's container: what to write for each sample, times relative to the piece (ms). */
 interface ContainerWriter {
+  /** Takes an audio track the piece began without, while nothing is written yet; false when too late. */
+  addAudio?(header: FlvTag): boolean;
   video(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number): Buffer[];
   audio(tag: FlvTag, timeMs: number): Buffer[];
   end(): Buffer[];
@@ -68,6 +72,8 @@ export class StreamRecorder {
   private readonly closing: Array<Promise<StreamPiece>> = [];
   private nextIndex = 0;
   private stopped = false;
+  /** Why the recording stopped early, if it did. */
+  private failure: string | undefined;
   /** Audio tags a piece could not hold (it began without audio, or MP4 cannot hold the codec as it is). */
   audioTagsSkipped = 0;
   /** Pictures not recorded because storage could not keep up (load shed). */
@@ -77,14 +83,55 @@ export class StreamRecorder {
 
   /** A sequence header: the same one again is nothing new; another one starts a new piece. */
   videoSequenceHeader(tag: FlvTag): void {
+    this.guarded(() => this.onVideoSequenceHeader(tag));
+  }
+
+  /** A video picture at timeline time `dtsMs` / `ptsMs`. A piece starts (or rolls over) at a keyframe. */
+  video(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number, wallMs: number): void {
+    this.guarded(() => this.onVideo(tag, keyframe, dtsMs, ptsMs, wallMs));
+  }
+
+  /** An audio tag at timeline time `timeMs` (undefined: the stream's clock is not known yet). */
+  audio(tag: FlvTag, timeMs: number | undefined): void {
+    this.guarded(() => this.onAudio(tag, timeMs));
+  }
+
+  /** Ends the current piece; resolves with every piece this recorder made. */
+  async stop(): Promise<StreamPiece[]> {
+    this.stopped = true;
+    this.closePiece();
+    return Promise.all(this.closing);
+  }
+
+  /**
+   * A recording that cannot go on (a header it cannot use, say) ends here, with what it stored:
+   * it never takes the stream, and so the snapshots, down with it.
+   */
+  private guarded(step: () => void): void {
+    if (this.stopped) return;
+    try {
+      step();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.options.logger.error('the recording stopped: the stream cannot be recorded as it is', { error: message });
+      this.failure = message;
+      this.stopped = true;
+      try {
+        this.closePiece();
+      } catch {
+        // What it stored stays stored: the piece is finished (and reported) all the same.
+      }
+    }
+  }
+
+  private onVideoSequenceHeader(tag: FlvTag): void {
     if (this.videoHeader?.data.equals(tag.data)) return;
     this.videoHeader = tag;
     this.closePiece();
   }
 
-  /** A video picture at timeline time `dtsMs` / `ptsMs`. A piece starts (or rolls over) at a keyframe. */
-  video(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number, wallMs: number): void {
-    if (this.stopped || !this.videoHeader) return;
+  private onVideo(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number, wallMs: number): void {
+    if (!this.videoHeader) return;
     let piece = this.piece;
     if (piece && keyframe && this.options.maxPieceMs !== undefined && dtsMs - piece.originMs >= this.options.maxPieceMs) {
       this.closePiece();
@@ -106,16 +153,19 @@ export class StreamRecorder {
     this.send(piece, piece.writer.video(tag, keyframe, dtsMs - piece.originMs, ptsMs - piece.originMs));
   }
 
-  /** An audio tag at timeline time `timeMs` (undefined: the stream's clock is not known yet). */
-  audio(tag: FlvTag, timeMs: number | undefined): void {
-    if (this.stopped || tag.data.length < 2) return;
+  private onAudio(tag: FlvTag, timeMs: number | undefined): void {
+    if (tag.data.length < 2) return;
     const codec = tag.data[0]! >> 4;
     this.audioCodec = codec;
     if (codec === FLV_AUDIO_AAC && tag.data[1] === 0) {
-      // A new audio config only matters to a piece that carries audio.
+      // ffmpeg's FLV muxer sends an empty one first when its input is ADTS (HLS): not a config yet.
+      if (tag.data.length < 4) return;
       const changed = this.audioHeader !== undefined && !this.audioHeader.data.equals(tag.data);
       this.audioHeader = tag;
-      if (changed && this.piece?.audio) this.closePiece();
+      // A piece that has written nothing yet takes the audio it began without; a new config
+      // only matters to a piece that carries audio.
+      if (this.piece && !this.piece.audio && this.piece.writer.addAudio?.(tag)) this.piece.audio = true;
+      else if (changed && this.piece?.audio) this.closePiece();
       return;
     }
     const piece = this.piece;
@@ -125,13 +175,6 @@ export class StreamRecorder {
       return;
     }
     this.send(piece, piece.writer.audio(tag, timeMs - piece.originMs));
-  }
-
-  /** Ends the current piece; resolves with every piece this recorder made. */
-  async stop(): Promise<StreamPiece[]> {
-    this.stopped = true;
-    this.closePiece();
-    return Promise.all(this.closing);
   }
 
   /** Whether a piece starting now can carry the audio: MP4 takes AAC as it is, FLV anything. */
@@ -166,15 +209,18 @@ export class StreamRecorder {
     const piece = this.piece;
     if (!piece) return;
     this.piece = undefined;
-    for (const part of piece.writer.end()) piece.upload.write(part);
-    this.closing.push(this.finish(piece));
+    try {
+      for (const part of piece.writer.end()) piece.upload.write(part);
+    } finally {
+      this.closing.push(this.finish(piece, this.failure));
+    }
   }
 
-  private async finish(piece: OpenPiece): Promise<StreamPiece> {
+  private async finish(piece: OpenPiece, failure: string | undefined): Promise<StreamPiece> {
     const upload = await finishUpload(piece.upload);
     const durationSec = (piece.lastVideoMs - piece.originMs) / 1000;
     this.options.logger.info('recording piece closed', { piece: piece.index, durationSec, bytes: upload.storedBytes });
-    return { index: piece.index, startedAt: piece.startedAt, durationSec, upload, audio: piece.audio };
+    return { index: piece.index, startedAt: piece.startedAt, durationSec, upload, audio: piece.audio, ...(failure ? { error: failure } : {}) };
   }
 }
 
@@ -218,15 +264,32 @@ function retimed(tag: FlvTag, timeMs: number): Buffer[] {
 
 /** MP4: the init segment with the first fragment, then a fragment at each keyframe. */
 class Mp4Container implements ContainerWriter {
-  private readonly mp4: FragmentedMp4Writer;
+  private mp4: FragmentedMp4Writer;
   private init: Buffer | undefined;
 
-  constructor(videoHeader: FlvTag, audioHeader: FlvTag | undefined) {
+  constructor(
+    private readonly videoHeader: FlvTag,
+    audioHeader: FlvTag | undefined,
+  ) {
+    this.mp4 = Mp4Container.writer(videoHeader, audioHeader);
+    this.init = this.mp4.init();
+  }
+
+  private static writer(videoHeader: FlvTag, audioHeader: FlvTag | undefined): FragmentedMp4Writer {
     if (videoHeader.type !== FLV_TAG_VIDEO) throw new Error('not a video sequence header');
     const avcC = videoHeader.data.subarray(5);
     const sps = firstSpsOf(avcC);
-    this.mp4 = new FragmentedMp4Writer({ avcC, width: sps?.width ?? 0, height: sps?.height ?? 0 }, audioHeader && audioHeader.type === FLV_TAG_AUDIO ? { audioSpecificConfig: audioHeader.data.subarray(2) } : undefined);
-    this.init = this.mp4.init();
+    return new FragmentedMp4Writer({ avcC, width: sps?.width ?? 0, height: sps?.height ?? 0 }, audioHeader && audioHeader.type === FLV_TAG_AUDIO ? { audioSpecificConfig: audioHeader.data.subarray(2) } : undefined);
+  }
+
+  addAudio(header: FlvTag): boolean {
+    // Only before the first fragment: the init segment (with its tracks) goes out with it.
+    if (!this.init) return false;
+    const withAudio = Mp4Container.writer(this.videoHeader, header);
+    for (const sample of this.mp4.takeVideo()) withAudio.addVideo(sample);
+    this.mp4 = withAudio;
+    this.init = withAudio.init();
+    return true;
   }
 
   video(tag: FlvTag, keyframe: boolean, dtsMs: number, ptsMs: number): Buffer[] {

@@ -99,14 +99,15 @@ const ROLLOVER_BYTES = Math.floor(MAX_APPENDABLE_BYTES * 0.9);
 /** A result's Message names at most this many anchors. */
 const MAX_NAMED_ANCHORS = 10;
 
+/** Written into the work dir's owner file (no credentials). */
+type RecordRecoveryInfo = StoreTarget;
+
 /**
  * Joins the room as an audience user and records each anchor (or those subscribed to) straight
  * into storage while the room lasts. When the room ends (dismissed, kicked, idle, deadline,
  * SIGTERM) each recording is closed — what is left is a few seconds — and the result reported.
  * Never throws for room, media or storage trouble.
  */
-/** Written into the work dir's owner file (no credentials). */
-type RecordRecoveryInfo = StoreTarget;
 
 export function runRecordJob(job: RecordJob, runtime: RecordRuntime): Promise<RecordResult> {
   return runJob<RecordRecoveryInfo, RecordResult, RecordOwnStopReason>(runtime, {

@@ -100,6 +100,7 @@ export class StreamRecorder {
   async stop(): Promise<StreamPiece[]> {
     this.stopped = true;
     this.closePiece();
+    if (this.audioTagsSkipped > 0) this.options.logger.info('audio the recording could not hold was left out', { audioTags: this.audioTagsSkipped, codec: this.audioCodec });
     return Promise.all(this.closing);
   }
 

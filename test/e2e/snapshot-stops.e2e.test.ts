@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSnapshotHandler } from '../../functions/fc-snapshot';
 import type { SnapshotResult, StopReason } from '../../shared/snapshot/job';
 import { startOssEmulator, type OssEmulator } from '../emulators/oss-emulator';
-import { decodeImage, makeTestStream } from '../support/media-tools';
+import { decodeImage, decodeMedia, makeTestStream } from '../support/media-tools';
 import { publish, waitForPublishing, type Publisher } from '../support/publisher';
 import { NGINX_SKIP_MESSAGE, nginxAvailable, startNginxRtmp, startNodeMediaServer, type RtmpServer } from '../support/rtmp-server';
 
@@ -56,7 +56,14 @@ async function checkEverythingStored(result: SnapshotResult, dst: string): Promi
   const snapshots = keys.filter((key) => /\/\d{14}\.jpg$/.test(key));
   expect(snapshots.length, JSON.stringify(result)).toBe(result.counts.uploaded);
   expect(result.counts).toMatchObject({ taken: result.counts.uploaded, failed: 0, discarded: 0 });
-  expect(keys.sort()).toEqual([...snapshots, `${dst}/latest.jpg`, `${dst}/manifest.json`, `${dst}/manifest.jsonl`].sort());
+  // The stream's recording too, whatever stopped the capture: one whole MP4, H.264 and AAC.
+  const recordings = result.recordings ?? [];
+  expect(recordings.map((r) => r.status), JSON.stringify(recordings)).toEqual(['stored']);
+  expect(keys.sort()).toEqual([...snapshots, ...recordings.map((r) => r.key), `${dst}/latest.jpg`, `${dst}/manifest.json`, `${dst}/manifest.jsonl`].sort());
+  const recorded = await decodeMedia(oss.getObject(bucket, recordings[0]!.key)!, 'mp4');
+  expect(recorded.streams.map((stream) => `${stream.type}:${stream.codec}`).sort(), JSON.stringify(recorded)).toEqual(['audio:aac', 'video:h264']);
+  expect(recorded.duration!, `${result.stop_reason}: ${JSON.stringify(recorded)}`).toBeGreaterThanOrEqual(recordings[0]!.duration - 0.1);
+  expect(recordings[0]!.duration).toBeGreaterThanOrEqual(2);
 
   for (const key of [...snapshots, `${dst}/latest.jpg`]) {
     const decoded = await decodeImage(oss.getObject(bucket, key)!, 'jpg');
@@ -94,7 +101,7 @@ function matrix(kind: ServerKind) {
         await Promise.all([server?.stop(), endedServer?.stop()]);
       });
 
-      it('stops for every reason with only whole images stored, held-back keyframes included', async () => {
+      it('stops for every reason with only whole images and one whole recording stored, held-back keyframes included', async () => {
         const env = {
           OSS_ENDPOINT: oss.endpoint,
           ALIBABA_CLOUD_ACCESS_KEY_ID: credentials.accessKeyId,
@@ -117,7 +124,7 @@ function matrix(kind: ServerKind) {
             await waitForPublishing(target, name, 15_000);
             const dst = `${kind}/${name}`;
             const invoked = handlerFor(testCase.reason)(
-              { rtmp_url: target.url(name), bucket, region: 'cn-hangzhou', dst, width: WIDTH, latest: true, ...testCase.event },
+              { rtmp_url: target.url(name), bucket, region: 'cn-hangzhou', dst, width: WIDTH, latest: true, record: 'mp4', ...testCase.event },
               { requestId: name, function: { timeout: testCase.timeoutSec ?? 120 } },
             ) as Promise<SnapshotResult>;
             // Let some snapshots be taken before the external stops.
@@ -142,7 +149,7 @@ function matrix(kind: ServerKind) {
   }
 }
 
-describe('snapshot stop reasons keep only whole images', () => {
+describe('snapshot stop reasons keep only whole images and a whole recording', () => {
   matrix('node-media-server');
 });
 

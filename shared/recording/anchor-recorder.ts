@@ -82,6 +82,8 @@ export class AnchorRecorder {
   private startedAt: number | undefined;
   private startedAtWall = 0;
   private latestPicture: { frame: VideoFrame; at: number } | undefined;
+  /** The picture before the latest: what a late tick shows when the latest came after its time. */
+  private previousPicture: { frame: VideoFrame; at: number } | undefined;
   private blackPicture: Buffer | undefined;
   private silence: Buffer | undefined;
   /** The recording's timeline: the last video tick handled (frame index since the start), and audio samples written. */
@@ -109,6 +111,7 @@ export class AnchorRecorder {
     if (!this.tracks.video || this.stopping) return;
     this.back();
     this.markStart();
+    this.previousPicture = this.latestPicture;
     this.latestPicture = { frame, at: this.now() };
     if (!this.piece) this.start({ width: frame.width, height: frame.height });
     // Shed before they reached us (the room process drops pictures Node reads too slowly): counted alike.
@@ -260,7 +263,7 @@ export class AnchorRecorder {
           this.droppedFrames++;
           this.piece.droppedFrames++;
         } else {
-          this.writeVideoFrame(this.currentPicture(), tick);
+          this.writeVideoFrame(this.pictureForTick(tick), tick);
         }
         this.lastTick = tick;
       }
@@ -294,15 +297,27 @@ export class AnchorRecorder {
   }
 
 
-  private currentPicture(): Buffer {
-    const { width, height } = this.videoFormat!;
+  /**
+   * The picture a tick shows: the newest that had arrived by the tick's time, give or take half a
+   * frame. A tick whose timer fires late must not show the picture of the next tick (it would put
+   * every picture one frame early against the audio).
+   */
+  private pictureForTick(tick: number): Buffer {
+    const dueAt = this.startedAt! + this.msOfTick(tick) + 500 / this.fps;
     const latest = this.latestPicture;
-    if (!latest || this.now() - latest.at > TIMING.freezeLimitMs) return (this.blackPicture ??= blackI420(width, height));
-    const { frame } = latest;
+    if (latest && latest.at > dueAt && this.previousPicture) return this.currentPicture('previousPicture');
+    return this.currentPicture();
+  }
+
+  private currentPicture(which: 'latestPicture' | 'previousPicture' = 'latestPicture'): Buffer {
+    const { width, height } = this.videoFormat!;
+    const chosen = this[which];
+    if (!chosen || this.now() - chosen.at > TIMING.freezeLimitMs) return (this.blackPicture ??= blackI420(width, height));
+    const { frame } = chosen;
     if (frame.width === width && frame.height === height) return frame.data;
     // Scaled once per new picture, then repeated by reference.
     const scaled = scaleI420(frame.data, frame.width, frame.height, width, height);
-    this.latestPicture = { frame: { ...frame, data: scaled, width, height }, at: latest.at };
+    this[which] = { frame: { ...frame, data: scaled, width, height }, at: chosen.at };
     return scaled;
   }
 

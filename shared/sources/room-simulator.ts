@@ -16,7 +16,10 @@ import { isSubscribed, type RoomExitReason, type RoomListener, type RoomSource, 
  *
  * Per anchor (defaults in brackets): audio, video [true]; joinAt [0]; leaveAt [null: stays];
  * width x height [640x360], fps [15]; sampleRate [48000], channels [1]; audioOff / videoOff
- * [[]]: windows `{from, to}` in which the anchor mutes that medium (`to` null: until leaving).
+ * [[]]: windows `{from, to}` in which the anchor mutes that medium (`to` null: until leaving);
+ * syncPattern [false]: instead of the test pattern and tone, black with a white flash and silence
+ * with a 1 kHz beep, both for 100 ms at the same instants, every SYNC_MARK_SECONDS from each join
+ * or unmute: marks to measure A/V sync by in the recording.
  * An anchor who leaves and comes back is the same userId listed again with a later window.
  * `end.reason` is `dismissed` or `kicked`; events at or after `end.at` never happen.
  *
@@ -41,6 +44,11 @@ const PRESTART_MS = 500;
 /** TRTC's generic ERR_FAILED, for an ffmpeg that died under the simulator. */
 const SIMULATOR_ERROR_CODE = -1;
 const VIDEO_PATTERNS = ['testsrc2', 'smptebars', 'testsrc'] as const;
+/** The sync pattern's marks: a flash and a beep this often, each lasting SYNC_MARK_LENGTH. */
+export const SYNC_MARK_SECONDS = 10;
+const SYNC_MARK_LENGTH = 0.1;
+/** lavfi's expression for "inside a mark" at time t. */
+const IN_SYNC_MARK = `lt(mod(t,${SYNC_MARK_SECONDS}),${SYNC_MARK_LENGTH})`;
 
 const seconds = () =>
   z.number({ error: 'must be a number of seconds' }).min(0, 'must be at least 0').max(MAX_SECONDS, `must be at most ${MAX_SECONDS}`);
@@ -70,6 +78,7 @@ const anchorSchema = z.strictObject({
   channels: z.literal([1, 2], { error: 'must be 1 or 2' }).default(1),
   audioOff: z.array(muteWindowSchema, { error: 'must be a list of {from, to} windows' }).default([]),
   videoOff: z.array(muteWindowSchema, { error: 'must be a list of {from, to} windows' }).default([]),
+  syncPattern: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
 export const roomScenarioSchema = z
@@ -244,8 +253,15 @@ const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'error'];
 /** An anchor's frames: ffmpeg's arguments up to the output, which is `pipe:3` here and stdout in the room process. */
 function feedArgs(anchor: AnchorScenario, kind: MediaKind, look: number): string[] {
   if (kind === 'audio') {
-    const source = `sine=frequency=${440 + 110 * look}:sample_rate=${anchor.sampleRate}`;
+    // 1 ms frames, so the beep's volume switches on within a millisecond of its mark.
+    const source = anchor.syncPattern
+      ? `sine=frequency=1000:sample_rate=${anchor.sampleRate}:samples_per_frame=${Math.round(anchor.sampleRate / 1000)},volume=volume='if(${IN_SYNC_MARK},1,0)':eval=frame`
+      : `sine=frequency=${440 + 110 * look}:sample_rate=${anchor.sampleRate}`;
     return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-ac', String(anchor.channels), '-f', 's16le'];
+  }
+  if (anchor.syncPattern) {
+    const source = `color=c=black:size=${anchor.width}x${anchor.height}:rate=${anchor.fps},drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='${IN_SYNC_MARK}'`;
+    return [...FFMPEG_QUIET, '-f', 'lavfi', '-i', source, '-pix_fmt', 'yuv420p', '-f', 'rawvideo'];
   }
   const pattern = VIDEO_PATTERNS[look % VIDEO_PATTERNS.length];
   const hue = (Math.floor(look / VIDEO_PATTERNS.length) * 90) % 360;

@@ -199,3 +199,35 @@ export async function firstPictureLuma(bytes: Buffer, extension: string): Promis
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The sync pattern's marks in a stored recording (see the room simulator's `syncPattern`), read
+ * by ffprobe through lavfi: when the picture turns white (signalstats' mean luma crossing 128)
+ * and when the audio turns loud (silencedetect's silence_end), in seconds of the file's timeline.
+ */
+export async function syncMarks(bytes: Buffer, extension: string): Promise<{ flashes: number[]; beeps: number[] }> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'sync-'));
+  // A plain name: the movie filter's argument is itself parsed (':' and ',' would need escaping).
+  const file = path.join(dir, `recording.${extension}`);
+  try {
+    await fs.promises.writeFile(file, bytes);
+    const read = async (graph: string, entries: string) => {
+      const result = await runTracked(ffprobePath, ['-v', 'error', '-f', 'lavfi', '-i', graph, '-show_entries', entries, '-of', 'json'], 120_000);
+      if (result.code !== 0) throw new Error(`ffprobe could not read the sync marks of ${extension}: ${result.stderr.trim()}`);
+      return (JSON.parse(result.stdout) as { frames?: Array<{ pts_time?: string; tags?: Record<string, string> }> }).frames ?? [];
+    };
+    const pictures = await read(`movie=${file},signalstats`, 'frame=pts_time:frame_tags=lavfi.signalstats.YAVG');
+    const flashes: number[] = [];
+    let white = false;
+    for (const frame of pictures) {
+      const isWhite = Number(frame.tags?.['lavfi.signalstats.YAVG']) > 128;
+      if (isWhite && !white) flashes.push(Number(frame.pts_time));
+      white = isWhite;
+    }
+    const sound = await read(`amovie=${file},silencedetect=n=-30dB:d=0.05`, 'frame_tags=lavfi.silence_end');
+    const beeps = sound.map((frame) => frame.tags?.['lavfi.silence_end']).filter((end): end is string => end !== undefined).map(Number);
+    return { flashes, beeps };
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+}

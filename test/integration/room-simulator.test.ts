@@ -226,6 +226,7 @@ describe('room scenario', () => {
           channels: 1,
           audioOff: [],
           videoOff: [],
+          syncPattern: false,
         },
       ],
       end: { at: 10, reason: 'dismissed' },

@@ -174,17 +174,18 @@ export class JobContext<Reason extends string = string> {
 
   /** Lifecycle events to `url` while the job runs, signed like the callback, ending before the deadline. */
   eventSender(url: string, requestId: string): EventSender {
-    const deadlineAt = this.runtime.deadlineAt;
-    return new EventSender({ url, requestId, secret: this.runtime.callbackSecret, logger: this.log, deadlineAt: deadlineAt === undefined ? undefined : deadlineAt - CALLBACK_DEADLINE_RESERVE_MS });
+    return new EventSender({ url, requestId, secret: this.runtime.callbackSecret, logger: this.log, deadlineAt: this.callbacksEndAt() });
   }
 
   /** The result to the caller's callback URL, signed, ending before the deadline. */
   async sendCallback(url: string, result: unknown): Promise<CallbackOutcome> {
+    return deliverCallback(url, result, { secret: this.runtime.callbackSecret, deadlineAt: this.callbacksEndAt() });
+  }
+
+  /** Every POST to the caller is over by then, so the result still gets back to the platform. */
+  private callbacksEndAt(): number | undefined {
     const deadlineAt = this.runtime.deadlineAt;
-    return deliverCallback(url, result, {
-      secret: this.runtime.callbackSecret,
-      deadlineAt: deadlineAt === undefined ? undefined : deadlineAt - CALLBACK_DEADLINE_RESERVE_MS,
-    });
+    return deadlineAt === undefined ? undefined : deadlineAt - CALLBACK_DEADLINE_RESERVE_MS;
   }
 
   dispose(): void {

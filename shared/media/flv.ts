@@ -109,12 +109,28 @@ export function withTagData(tag: FlvTag, data: Buffer): FlvTag {
  */
 export function retimedVideoTag(tag: FlvTag, dtsMs: number, ptsMs: number): FlvTag {
   const bytes = Buffer.from(tag.bytes);
-  const dts = Math.max(0, Math.round(dtsMs)) >>> 0;
-  bytes.writeUIntBE(dts & 0xffffff, 4, 3);
-  bytes[7] = (dts >>> 24) & 0xff;
+  const dts = writeTagTime(bytes, Math.max(0, Math.round(dtsMs)));
   const data = bytes.subarray(TAG_HEADER_BYTES, bytes.length - PREVIOUS_TAG_SIZE_BYTES);
   if (data.length >= 5 && (data[0]! & 0x0f) === AVC_CODEC_ID) data.writeIntBE(Math.round(ptsMs) - dts, 2, 3);
   return { type: tag.type, dts, bytes, data };
+}
+
+/**
+ * A tag at another time without copying it: a new 11-byte header, then the tag's own data and
+ * trailer. (The composition time in an AVC tag's data is pts - dts, the same on any clock.)
+ */
+export function retimedTagParts(tag: FlvTag, timeMs: number): [header: Buffer, rest: Buffer] {
+  const header = Buffer.from(tag.bytes.subarray(0, TAG_HEADER_BYTES));
+  writeTagTime(header, Math.max(0, Math.round(timeMs)));
+  return [header, tag.bytes.subarray(TAG_HEADER_BYTES)];
+}
+
+/** Writes a tag header's timestamp (24 bits and the extension byte); returns it as written. */
+function writeTagTime(tagBytes: Buffer, timeMs: number): number {
+  const time = timeMs >>> 0;
+  tagBytes.writeUIntBE(time & 0xffffff, 4, 3);
+  tagBytes[7] = (time >>> 24) & 0xff;
+  return time;
 }
 
 /** An FLV tag from a message's type, time (ms) and payload, as an RTMP server sends them. */
@@ -131,11 +147,9 @@ export const FLV_TAG_FRAMING = { before: TAG_HEADER_BYTES, after: PREVIOUS_TAG_S
 /** A tag made in place: `frame` holds the data with FLV_TAG_FRAMING room around it. */
 export function flvTagInFrame(type: number, timestampMs: number, frame: Buffer): FlvTag {
   const dataSize = frame.length - TAG_HEADER_BYTES - PREVIOUS_TAG_SIZE_BYTES;
-  const dts = timestampMs >>> 0;
   frame[0] = type;
   frame.writeUIntBE(dataSize, 1, 3);
-  frame.writeUIntBE(dts & 0xffffff, 4, 3);
-  frame[7] = (dts >>> 24) & 0xff;
+  const dts = writeTagTime(frame, timestampMs);
   frame.writeUIntBE(0, 8, 3); // stream id
   frame.writeUInt32BE(TAG_HEADER_BYTES + dataSize, TAG_HEADER_BYTES + dataSize);
   return { type, dts, bytes: frame, data: frame.subarray(TAG_HEADER_BYTES, TAG_HEADER_BYTES + dataSize) };

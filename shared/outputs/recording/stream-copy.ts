@@ -1,5 +1,5 @@
 import type { Logger } from '../../log';
-import { FLV_TAG_AUDIO, FLV_TAG_VIDEO, flvFileHeader, type FlvTag } from '../../media/flv';
+import { FLV_TAG_AUDIO, FLV_TAG_VIDEO, flvFileHeader, retimedTagParts, type FlvTag } from '../../media/flv';
 import { FragmentedMp4Writer } from '../../media/fmp4-writer';
 import { firstSpsOf } from '../../media/h264-sps';
 import { finishUpload, type GrowingObjectResult, type GrowingObjectUpload } from '../../upload/growing-object';
@@ -19,7 +19,6 @@ export type StreamRecordFormat = (typeof STREAM_RECORD_FORMATS)[number];
 export const streamRecordContentType = (format: StreamRecordFormat) => (format === 'mp4' ? 'video/mp4' : 'video/x-flv');
 
 const FLV_AUDIO_AAC = 10;
-const FLV_TAG_HEADER_BYTES = 11;
 
 export interface StreamRecorderOptions {
   format: StreamRecordFormat;
@@ -230,16 +229,15 @@ class FlvContainer implements ContainerWriter {
   private preamble: Buffer[] | undefined;
 
   constructor(videoHeader: FlvTag, audio: boolean, audioHeader: FlvTag | undefined) {
-    this.preamble = [flvFileHeader({ video: true, audio }), ...retimed(videoHeader, 0), ...(audioHeader ? retimed(audioHeader, 0) : [])];
+    this.preamble = [flvFileHeader({ video: true, audio }), ...retimedTagParts(videoHeader, 0), ...(audioHeader ? retimedTagParts(audioHeader, 0) : [])];
   }
 
   video(tag: FlvTag, _keyframe: boolean, dtsMs: number): Buffer[] {
-    // The composition time in the data (pts - dts) is the same on our clock as on the source's.
-    return this.withPreamble(retimed(tag, dtsMs));
+    return this.withPreamble(retimedTagParts(tag, dtsMs));
   }
 
   audio(tag: FlvTag, timeMs: number): Buffer[] {
-    return this.withPreamble(retimed(tag, timeMs));
+    return this.withPreamble(retimedTagParts(tag, timeMs));
   }
 
   end(): Buffer[] {
@@ -252,15 +250,6 @@ class FlvContainer implements ContainerWriter {
     this.preamble = undefined;
     return [...preamble, ...parts];
   }
-}
-
-/** A tag at another time: a new 11-byte header, then the tag's own data and trailer (not copied). */
-function retimed(tag: FlvTag, timeMs: number): Buffer[] {
-  const header = Buffer.from(tag.bytes.subarray(0, FLV_TAG_HEADER_BYTES));
-  const time = Math.max(0, Math.round(timeMs)) >>> 0;
-  header.writeUIntBE(time & 0xffffff, 4, 3);
-  header[7] = (time >>> 24) & 0xff;
-  return [header, tag.bytes.subarray(FLV_TAG_HEADER_BYTES)];
 }
 
 /** MP4: the init segment with the first fragment, then a fragment at each keyframe. */

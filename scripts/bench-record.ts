@@ -104,6 +104,7 @@ async function encoderCost(label: string, width: number, height: number, preset:
   const args = recordingArgs({
     video: { width, height, fps: FPS },
     audio: { sampleRate: 48_000, channels: 1 },
+    container: 'mp4',
     snapshots: snapshotIntervalSec === undefined ? undefined : { intervalSec: snapshotIntervalSec, outputPattern: join(snapshotDir, 'p0-%d.jpg') },
   }).map((arg) => {
     if (arg === `pipe:${pipes.video}`) return videoFile;
@@ -166,8 +167,9 @@ async function stopToCallback(minutes: number, speed: number, store: ReturnType<
     logger,
     now: virtualNow,
     clockTickMs: 1000 / FPS / speed,
-    openPiece: (index) =>
-      new GrowingObjectUpload({ store, key: `bench/${minutes}min-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 2_000 / speed }),
+    openPiece: (index) => ({
+      file: new GrowingObjectUpload({ store, key: `bench/${minutes}min-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 2_000 / speed }),
+    }),
   });
   let next = 0;
   const feeder = setInterval(() => recorder.videoFrame({ userId: 'anchor', data: pictures[next++ % pictures.length]!, width: 1280, height: 720, timestampMs: virtualNow() }), 1000 / FPS / speed);
@@ -175,7 +177,7 @@ async function stopToCallback(minutes: number, speed: number, store: ReturnType<
   clearInterval(feeder);
   const stopAt = performance.now();
   const recording = await recorder.stop();
-  for (const piece of recording.pieces) storedBytes += piece.upload.storedBytes;
+  for (const piece of recording.pieces) storedBytes += piece.upload?.storedBytes ?? 0;
   const callback = await deliverCallback(callbackUrl, { Files: recording.pieces.length });
   if (!callback.delivered) throw new Error('callback not delivered');
   const seconds = (performance.now() - stopAt) / 1000;

@@ -17,6 +17,14 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxElapsedMs: 60_000,
 };
 
+/** One request of an upload that rides out outages: short, because OUTAGE_RETRY goes on around it. */
+export const STORAGE_REQUEST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 1_000, maxElapsedMs: 5_000 };
+/**
+ * Between attempts while storage is down: no attempt limit; the caller's shouldRetry ends it at
+ * its give-up time, and what waits meanwhile is spilled to disk.
+ */
+export const OUTAGE_RETRY: RetryPolicy = { maxAttempts: Number.POSITIVE_INFINITY, baseDelayMs: 500, maxDelayMs: 5_000, maxElapsedMs: Number.POSITIVE_INFINITY };
+
 export interface RetryOptions {
   policy?: Partial<RetryPolicy>;
   signal?: AbortSignal;

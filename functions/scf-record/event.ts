@@ -4,7 +4,7 @@ import { ValidationError } from '../../shared/errors';
 import { normalizePrefix } from '../../shared/naming';
 import type { RecordJob } from '../../shared/recording/record-job';
 import type { Subscription } from '../../shared/sources/room-source';
-import { RECORD_MODES } from '../../shared/outputs/recording/encoder-args';
+import { defaultOutputFormat, OUTPUT_FORMATS, RECORD_MODES } from '../../shared/outputs/recording/encoder-args';
 import { COS_BUCKET_NAME, COS_BUCKET_NAME_RULE } from '../../shared/storage/cos';
 import { parseOrThrow } from '../../shared/validation';
 
@@ -77,6 +77,7 @@ export const recordRequestSchema = z
     UserSig: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(4096, 'must be at most 4096 characters'),
     CosConfig: cosConfigSchema,
     Mode: z.enum(RECORD_MODES, { error: 'must be "00" (audio → MP3), "01" (video → MP4) or "02" (both → MP4)' }).default('00'),
+    OutputFormat: z.enum(OUTPUT_FORMATS, { error: 'must be "mp4", "mp3" (Mode "00" only), "hls" or "hls+mp4"' }).optional(),
     Callback: callbackUrlField().optional(),
     EventCallback: callbackUrlField().optional(),
     // Room controls, as TRTC's cloud recording names them. All optional.
@@ -98,7 +99,16 @@ export type ParsedRequest = { action: 'record'; request: RecordRequest } | { act
 export function parseRequest(body: unknown): ParsedRequest {
   const fields =
     typeof body === 'object' && body !== null
-      ? (body as { Action?: unknown; RoomId?: unknown; StrRoomId?: unknown; SubscribeUserIds?: unknown; UnSubscribeUserIds?: unknown; SnapshotInterval?: unknown; Mode?: unknown })
+      ? (body as {
+          Action?: unknown;
+          RoomId?: unknown;
+          StrRoomId?: unknown;
+          SubscribeUserIds?: unknown;
+          UnSubscribeUserIds?: unknown;
+          SnapshotInterval?: unknown;
+          Mode?: unknown;
+          OutputFormat?: unknown;
+        })
       : {};
   const action = fields.Action;
   if (action !== undefined && action !== 'Record' && action !== 'Start' && action !== 'Stop') {
@@ -112,6 +122,9 @@ export function parseRequest(body: unknown): ParsedRequest {
     }
     if (fields.SnapshotInterval !== undefined && (fields.Mode === undefined || fields.Mode === '00')) {
       roomIssues.push({ field: 'SnapshotInterval', message: 'applies only when recording video: Mode "01" or "02"' });
+    }
+    if (fields.OutputFormat === 'mp3' && fields.Mode !== undefined && fields.Mode !== '00') {
+      roomIssues.push({ field: 'OutputFormat', message: 'mp3 holds audio alone: use Mode "00", or "mp4", "hls" or "hls+mp4" to record video' });
     }
   }
   const parse = <T>(schema: z.ZodType<T> & { shape: object }): T => {
@@ -144,6 +157,7 @@ export function toRecordJob(request: RecordRequest, requestId: string): RecordJo
     userId: request.UserId,
     userSig: request.UserSig,
     mode: request.Mode,
+    outputFormat: request.OutputFormat ?? defaultOutputFormat(request.Mode),
     bucket: request.CosConfig.Bucket,
     region: request.CosConfig.Region,
     keyPrefix: normalizePrefix(request.CosConfig.Path),

@@ -1,10 +1,21 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/types';
 import { AppendJournal } from '../upload/journal';
-import { readSpillDescription, readWholeFileDescription, SPILL_SUFFIX, WHOLE_FILE_SUFFIX, type SpillDescription, type StoreTarget } from '../upload/leftovers';
+import { INIT_NAME, mediaPlaylist, PLAYLIST_CONTENT_TYPE, PLAYLIST_NAME, SEGMENT_CONTENT_TYPE, segmentName } from '../media/hls-playlist';
+import {
+  HLS_STATE_FILE,
+  logStoredSegment,
+  readHlsLeftovers,
+  readSpillDescription,
+  readWholeFileDescription,
+  SPILL_SUFFIX,
+  WHOLE_FILE_SUFFIX,
+  type SpillDescription,
+  type StoreTarget,
+} from '../upload/leftovers';
 import type { DeadWorkDir } from '../work-dirs';
 
 const APPEND_BYTES = 16 * 1024 * 1024;
@@ -14,7 +25,8 @@ export type StoreFor = (target: StoreTarget) => ObjectStore;
 /**
  * The one recovery pass every job gets: stores what a killed (or out-of-time) invocation left
  * described in its work dir — whole files under their keys, spill files appended to their objects
- * where they belong (after what the object holds, skipping bytes stored before the kill).
+ * where they belong (after what the object holds, skipping bytes stored before the kill), HLS
+ * segments held back, after which the playlist is ended.
  * Resolves true when nothing described is left to store.
  */
 export async function recoverLeftovers(dead: DeadWorkDir<unknown>, storeFor: StoreFor, logger: Logger, budgetEndsAt: number): Promise<boolean> {
@@ -25,6 +37,7 @@ export async function recoverLeftovers(dead: DeadWorkDir<unknown>, storeFor: Sto
     let done: boolean | undefined;
     if (name.endsWith(WHOLE_FILE_SUFFIX)) done = await storeWholeFile(path, storeFor, logger);
     else if (name.endsWith(SPILL_SUFFIX)) done = await storeSpill(path, storeFor, logger, budgetEndsAt);
+    else if (basename(name) === HLS_STATE_FILE) done = await endHlsRecording(dirname(path), storeFor, logger, budgetEndsAt);
     if (done === false) left++;
   }
   return left === 0;
@@ -82,4 +95,38 @@ async function appendSpill(path: string, spill: SpillDescription, store: ObjectS
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * An HLS recording cut short: its held init and segments are stored in sequence after those the
+ * log says were, and the playlist is rewritten to list them all, with EXT-X-ENDLIST. A segment
+ * missing from the sequence ends the listing there: a playlist never skips media.
+ */
+async function endHlsRecording(dir: string, storeFor: StoreFor, logger: Logger, budgetEndsAt: number): Promise<boolean> {
+  const leftovers = await readHlsLeftovers(dir);
+  if (!leftovers) return true;
+  const { description, stored, held, heldInit } = leftovers;
+  const store = storeFor(description);
+  const listed = [...stored];
+  try {
+    if (heldInit) await store.putFile(`${description.dirKey}${INIT_NAME}`, heldInit, { contentType: description.contentType });
+    for (const segment of held) {
+      if (segment.sequence < listed.length) continue; // stored before the kill, its file not yet removed
+      if (segment.sequence !== listed.length) {
+        logger.warn('an HLS segment of a killed invocation is missing; its playlist ends before it', { key: description.dirKey, missing: listed.length });
+        break;
+      }
+      if (Date.now() >= budgetEndsAt) return false;
+      await store.putFile(`${description.dirKey}${segmentName(segment.sequence)}`, segment.path, { contentType: SEGMENT_CONTENT_TYPE });
+      logStoredSegment(dir, segment);
+      listed.push(segment);
+    }
+    if (listed.length > 0) await store.putBuffer(`${description.dirKey}${PLAYLIST_NAME}`, Buffer.from(mediaPlaylist(listed, true)), { contentType: PLAYLIST_CONTENT_TYPE });
+  } catch (error) {
+    logger.warn('ending a killed invocation’s HLS recording failed', { key: description.dirKey, error });
+    return false;
+  }
+  logger.info('ended a killed invocation’s HLS recording', { key: `${description.dirKey}${PLAYLIST_NAME}`, segments: listed.length, stored: listed.length - stored.length });
+  await rm(dir, { recursive: true, force: true });
+  return true;
 }

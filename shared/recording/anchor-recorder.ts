@@ -1,9 +1,9 @@
 import type { Logger } from '../log';
 import { blackI420, convertPcm, scaleI420 } from '../media/raw-media';
 import type { ImageDirectory } from '../outputs/images/image-files';
-import { modeTracks, RECORDING_AUDIO, recordingPipes, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
+import { modeTracks, RECORDING_AUDIO, recordingPipes, type EncoderContainer, type RawAudioFormat, type RawVideoFormat, type RecordingPipes, type RecordMode } from '../outputs/recording/encoder-args';
+import type { SegmentSinks } from '../outputs/recording/segment-pump';
 import type { AudioFrame, VideoFrame } from '../sources/room-source';
-import type { GrowingObjectUpload } from '../upload/growing-object';
 import { EncodedPiece, pieceSnapshotPattern, watchPieceSnapshots, type RecordedPiece } from './encoded-piece';
 
 export type { RecordedPiece } from './encoded-piece';
@@ -11,6 +11,8 @@ export type { RecordedPiece } from './encoded-piece';
 export interface AnchorRecorderOptions {
   userId: string;
   mode: RecordMode;
+  /** What the encoder writes: fragmented MP4 (files and HLS) or MP3 (Mode 00 only). MP4 by default, MP3 without video. */
+  container?: EncoderContainer;
   ffmpegPath: string;
   logger: Logger;
   /** ffmpeg's environment additions (the work dir it belongs to). */
@@ -25,10 +27,10 @@ export interface AnchorRecorderOptions {
   clockTickMs?: number;
   /** Each piece of the recording is at most this long (ms of recording); unlimited when absent. */
   maxPieceMs?: number;
-  /** A piece whose object reaches this many bytes is closed and a new one begun. */
+  /** A piece whose file reaches this many bytes is closed and a new one begun. */
   maxPieceBytes?: number;
-  /** Opens the upload a new piece goes to; `startedAt` is the wall time of its first frame. */
-  openPiece: (index: number, startedAt: number) => GrowingObjectUpload;
+  /** Opens the uploads a new piece goes to; `startedAt` is the wall time of its first frame. */
+  openPiece: (index: number, startedAt: number) => SegmentSinks;
   /** Each piece once it is finished: its encoder ended and its upload is over. */
   onPieceClosed?: (piece: RecordedPiece) => void;
   /** JPEGs every `intervalSec` from the pictures being encoded, written under `dir`. */
@@ -216,10 +218,11 @@ export class AnchorRecorder {
       video: this.videoFormat,
       audio: this.audioFormat,
       pipes: this.pipes,
+      container: this.options.container ?? (this.tracks.video ? 'mp4' : 'mp3'),
       snapshots: snapshots && this.videoFormat ? { intervalSec: snapshots.intervalSec, outputPattern: pieceSnapshotPattern(snapshots.dir, index) } : undefined,
       ffmpegPath: this.options.ffmpegPath,
       env: this.options.env,
-      upload: this.options.openPiece(index, startedAt),
+      uploads: this.options.openPiece(index, startedAt),
       logger: this.options.logger,
       anchor: this.options.userId,
     });
@@ -285,7 +288,7 @@ export class AnchorRecorder {
     const piece = this.piece!;
     const pieceMs = tick !== undefined ? this.msOfTick(tick) - piece.videoStartMs : (piece.audioSamples * 1000) / this.audioFormat!.sampleRate;
     const tooLong = this.options.maxPieceMs !== undefined && pieceMs >= this.options.maxPieceMs;
-    const tooLarge = this.options.maxPieceBytes !== undefined && piece.upload.totalBytes >= this.options.maxPieceBytes;
+    const tooLarge = this.options.maxPieceBytes !== undefined && piece.fileBytes >= this.options.maxPieceBytes;
     if (!tooLong && !tooLarge) return;
     this.options.logger.info('starting a new piece', { anchor: this.options.userId, piece: piece.index + 1, reason: tooLong ? 'duration' : 'size' });
     if (tick !== undefined && this.audioFormat) {

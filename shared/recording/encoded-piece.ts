@@ -6,13 +6,14 @@ import type { Logger } from '../log';
 import { RawVideoMatroskaWriter } from '../media/mkv-writer';
 import { i420Size } from '../media/raw-media';
 import { ImageDirectory } from '../outputs/images/image-files';
-import { pumpSegments } from '../outputs/recording/segment-pump';
-import { recordingArgs, type RawAudioFormat, type RawVideoFormat, type RecordingPipes } from '../outputs/recording/encoder-args';
-import { finishUpload, type GrowingObjectResult, type GrowingObjectUpload } from '../upload/growing-object';
+import { pumpSegments, type SegmentSinks } from '../outputs/recording/segment-pump';
+import { recordingArgs, type EncoderContainer, type RawAudioFormat, type RawVideoFormat, type RecordingPipes } from '../outputs/recording/encoder-args';
+import { finishUpload, type GrowingObjectResult } from '../upload/growing-object';
+import { finishHlsUpload, type HlsUploadResult } from '../upload/hls-upload';
 
 /**
  * One piece of an anchor's recording: an encoder fed raw pictures (Matroska-framed, each with its
- * own time) and PCM, whose output goes to a growing object as it comes. The anchor's timeline
+ * own time) and PCM, whose output goes as it comes to a growing object, HLS, or both. The anchor's timeline
  * decides what to write and when; the piece writes it, says when its encoder is behind, and
  * reports what was stored once its encoder finished and its upload ended.
  */
@@ -25,7 +26,10 @@ export interface RecordedPiece {
   durationSec: number;
   /** Pictures of the piece not encoded because the encoder could not keep up. */
   droppedFrames: number;
-  upload: GrowingObjectResult;
+  /** The growing file, when the format has one. */
+  upload?: GrowingObjectResult;
+  /** The HLS playlist, when the format has one. */
+  hls?: HlsUploadResult;
   /** Set when the encoder failed; what it wrote before is stored. */
   error?: string;
 }
@@ -39,11 +43,12 @@ export interface EncodedPieceOptions {
   video?: RawVideoFormat;
   audio?: RawAudioFormat;
   pipes: RecordingPipes;
+  container: EncoderContainer;
   /** JPEGs every `intervalSec` from the encoded pictures, to `outputPattern`. */
   snapshots?: { intervalSec: number; outputPattern: string };
   ffmpegPath: string;
   env?: Record<string, string>;
-  upload: GrowingObjectUpload;
+  uploads: SegmentSinks;
   logger: Logger;
   anchor: string;
 }
@@ -82,7 +87,7 @@ export class EncodedPiece {
     this.lastVideoMs = options.startMs - 1;
     this.ffmpeg = new FfmpegProcess({
       binary: options.ffmpegPath,
-      args: recordingArgs({ video, audio, snapshots: options.snapshots }),
+      args: recordingArgs({ video, audio, container: options.container, snapshots: options.snapshots }),
       // Fed by us, not a network: no liveness watchdog.
       extraPipes: pipes.output - 2,
       env: options.env,
@@ -100,8 +105,9 @@ export class EncodedPiece {
     return this.mkv !== undefined;
   }
 
-  get upload(): GrowingObjectUpload {
-    return this.options.upload;
+  /** Bytes the piece's file is heading for (stored and pending); 0 without a file. */
+  get fileBytes(): number {
+    return this.options.uploads.file?.totalBytes ?? 0;
   }
 
   /** One picture at room time `roomMs`. */
@@ -138,23 +144,32 @@ export class EncodedPiece {
     return this.ffmpeg.pipe(fd);
   }
 
-  /** Hands the encoder's output to the upload in whole pieces, waiting when the upload is full. */
+  /** Hands the encoder's output to the uploads in whole pieces, waiting when one is full. */
   private async drainOutput(): Promise<void> {
     try {
-      await pumpSegments(this.pipe(this.options.pipes.output) as AsyncIterable<Buffer>, this.hasVideo ? 'mp4' : 'mp3', this.options.upload);
+      await pumpSegments(this.pipe(this.options.pipes.output) as AsyncIterable<Buffer>, this.options.container, this.options.uploads);
     } catch (error) {
       this.error ??= `reading the encoder's output failed: ${error instanceof Error ? error.message : String(error)}`;
     }
   }
 
-  /** A piece is done when its encoder exited, its output was handed over, and its upload ended. */
+  /** A piece is done when its encoder exited, its output was handed over, and its uploads ended. */
   private async closed(drained: Promise<void>): Promise<RecordedPiece> {
     await Promise.all([this.ffmpeg.exited, drained]);
-    const upload = await finishUpload(this.options.upload);
+    const { file, hls } = this.options.uploads;
+    const [upload, playlist] = await Promise.all([file && finishUpload(file), hls && finishHlsUpload(hls)]);
     const { video, audio } = this.options;
     const durationSec = video ? (this.lastVideoMs - this.videoStartMs + 1000 / video.fps) / 1000 : this.audioSamples / audio!.sampleRate;
-    this.options.logger.info('recording piece closed', { anchor: this.options.anchor, piece: this.index, durationSec, bytes: upload.storedBytes });
-    return { index: this.index, startedAt: this.startedAt, durationSec, droppedFrames: this.droppedFrames, upload, ...(this.error ? { error: this.error } : {}) };
+    this.options.logger.info('recording piece closed', { anchor: this.options.anchor, piece: this.index, durationSec, bytes: upload?.storedBytes, segments: playlist?.segments });
+    return {
+      index: this.index,
+      startedAt: this.startedAt,
+      durationSec,
+      droppedFrames: this.droppedFrames,
+      ...(upload ? { upload } : {}),
+      ...(playlist ? { hls: playlist } : {}),
+      ...(this.error ? { error: this.error } : {}),
+    };
   }
 }
 

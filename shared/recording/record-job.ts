@@ -5,12 +5,15 @@ import type { EventDeliveryReport, EventSender } from '../job/events';
 import { runJob, type JobContext, type JobRuntime, type LifecycleStopReason } from '../job/lifecycle';
 import { safeSegment, utcStamp } from '../naming';
 import { ImageSink } from '../outputs/images/image-sink';
-import { recordingContentType, recordingExtension, type RecordMode } from '../outputs/recording/encoder-args';
+import { encoderContainer, formatOutputs, modeTracks, recordingContentType, recordingExtension, type OutputFormat, type RecordMode } from '../outputs/recording/encoder-args';
+import type { SegmentSinks } from '../outputs/recording/segment-pump';
 import { isSubscribed, type RoomContext, type RoomExitReason, type RoomListener, type RoomSource, type Subscription } from '../sources/room-source';
 import { MAX_APPENDABLE_BYTES } from '../storage/types';
-import { GrowingObjectUpload } from '../upload/growing-object';
+import { GrowingObjectUpload, type GrowingObjectResult } from '../upload/growing-object';
+import { HlsUpload, type HlsUploadResult } from '../upload/hls-upload';
 import type { ImageRecord } from '../upload/image-uploader';
 import { SPILL_SUFFIX, type StoreTarget } from '../upload/leftovers';
+import { PLAYLIST_NAME } from '../media/hls-playlist';
 import { AnchorRecorder, type AnchorRecording, type RecordedPiece } from './anchor-recorder';
 
 export interface RecordJob {
@@ -22,6 +25,8 @@ export interface RecordJob {
   userId: string;
   userSig: string;
   mode: RecordMode;
+  /** mp4 or mp3 (one growing file), hls (CMAF segments and a playlist), or hls+mp4 (both from one encoding). */
+  outputFormat: OutputFormat;
   bucket: string;
   region: string;
   /** Normalised object-key prefix under the bucket: '' or ending in '/'. */
@@ -51,8 +56,12 @@ export type RecordStopReason = RecordOwnStopReason | LifecycleStopReason;
 
 export interface RecordedFile {
   UserId: string;
-  /** The object's URL; empty when nothing of it could be stored. */
+  /** The object's URL (for HLS, the playlist's); empty when nothing of it could be stored. */
   RecordFile: string;
+  /** What RecordFile is: an MP4 or MP3 file, or an HLS playlist. */
+  Format: 'mp4' | 'mp3' | 'hls';
+  /** HLS: segments the playlist lists. */
+  Segments?: number;
   /** 1 success, 0 failure. */
   Status: 0 | 1;
   Message: string;
@@ -130,6 +139,7 @@ class RoomRecording {
   private readonly seen = new Set<string>();
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly events: EventSender | undefined;
+  private readonly startedAnchors = new Set<string>();
 
   constructor(
     private readonly job: RecordJob,
@@ -217,31 +227,57 @@ class RoomRecording {
       videoFps: this.runtime.videoFps,
       maxPieceMs: this.job.maxPieceSec === undefined ? undefined : this.job.maxPieceSec * 1000,
       maxPieceBytes: ROLLOVER_BYTES,
-      onPieceClosed: (piece) => this.events?.emit('FileClosed', { ...this.roomFields(), File: this.fileOf(userId, piece) }),
-      openPiece: (piece, startedAt) => {
-        // `{Path}{room}/{anchor}/{start}-{requestId}.{ext}`: grouped by room and anchor, sorted by
-        // start, and two recordings of the same moment kept apart by the request id.
-        const key = `${anchorPrefix}${utcStamp(startedAt)}-${safeSegment(this.job.requestId)}.${recordingExtension(this.job.mode)}`;
-        return new GrowingObjectUpload({
-          store: this.runtime.store,
-          key,
-          contentType: recordingContentType(this.job.mode),
-          logger: this.context.log,
-          giveUpAt: () => this.context.giveUpAt(),
-          // The anchor's recording is in COS from here (its first piece: a later one is FileClosed's news).
-          onFirstStored: piece === 0 ? () => this.events?.emit('AnchorStarted', { ...this.roomFields(), AnchorId: userId, Key: key, RecordFile: this.runtime.store.objectUrl(key) }) : undefined,
-          spill: {
-            path: join(this.context.workDir, `a${index}-p${piece}${SPILL_SUFFIX}`),
-            budget: this.context.spill,
-            target: this.job,
-          },
-        });
+      onPieceClosed: (piece) => {
+        for (const file of this.filesOf(userId, piece)) this.events?.emit('FileClosed', { ...this.roomFields(), File: file });
       },
+      container: encoderContainer(this.job.outputFormat),
+      openPiece: (piece, startedAt) => this.openPieceUploads(userId, index, piece, `${anchorPrefix}${utcStamp(startedAt)}-${safeSegment(this.job.requestId)}`),
       snapshots:
         snapshotInterval === undefined
           ? undefined
           : { intervalSec: snapshotInterval, dir: join(this.context.workDir, `snapshots-a${index}`), onImage: (path, wallTimeMs) => this.takeSnapshot(userId, anchorPrefix, path, wallTimeMs) },
     });
+  }
+
+  /**
+   * Where a piece goes: `{Path}{room}/{anchor}/{start}-{requestId}.{ext}` for a file and the folder
+   * `…/{start}-{requestId}/` for HLS (index.m3u8, init.mp4, seg-NNNNNN.m4s): grouped by room and
+   * anchor, sorted by start, and two recordings of the same moment kept apart by the request id.
+   */
+  private openPieceUploads(userId: string, anchorIndex: number, piece: number, keyBase: string): SegmentSinks {
+    const outputs = formatOutputs(this.job.outputFormat);
+    const hasVideo = modeTracks(this.job.mode).video;
+    const common = { store: this.runtime.store, logger: this.context.log, giveUpAt: () => this.context.giveUpAt() };
+    // The anchor's recording is in COS from here (its first piece: a later one is FileClosed's news).
+    const started = (key: string) => (piece === 0 ? () => this.anchorStarted(userId, key) : undefined);
+    const sinks: SegmentSinks = {};
+    if (outputs.file) {
+      const key = `${keyBase}.${recordingExtension(outputs.file)}`;
+      sinks.file = new GrowingObjectUpload({
+        ...common,
+        key,
+        contentType: recordingContentType(outputs.file, hasVideo),
+        onFirstStored: started(key),
+        spill: { path: join(this.context.workDir, `a${anchorIndex}-p${piece}${SPILL_SUFFIX}`), budget: this.context.spill, target: this.job },
+      });
+    }
+    if (outputs.hls) {
+      sinks.hls = new HlsUpload({
+        ...common,
+        dirKey: `${keyBase}/`,
+        contentType: recordingContentType('mp4', hasVideo),
+        onFirstStored: started(`${keyBase}/${PLAYLIST_NAME}`),
+        spill: { dir: join(this.context.workDir, `a${anchorIndex}-p${piece}-hls`), budget: this.context.spill, target: this.job },
+      });
+    }
+    return sinks;
+  }
+
+  /** AnchorStarted, once per anchor: for hls+mp4, whichever output is in COS first. */
+  private anchorStarted(userId: string, key: string): void {
+    if (this.startedAnchors.has(userId)) return;
+    this.startedAnchors.add(userId);
+    this.events?.emit('AnchorStarted', { ...this.roomFields(), AnchorId: userId, Key: key, RecordFile: this.runtime.store.objectUrl(key) });
   }
 
   private async takeSnapshot(userId: string, anchorPrefix: string, path: string, wallTimeMs: number): Promise<void> {
@@ -270,29 +306,39 @@ class RoomRecording {
     });
   }
 
-  private fileOf(userId: string, piece: RecordedPiece): RecordedFile {
-    const { upload } = piece;
-    const problems = [
-      piece.error ? `the encoder failed: ${piece.error}` : undefined,
-      upload.error ? `storing failed: ${upload.error}` : undefined,
-      upload.spilledBytes > 0 ? `${upload.spilledBytes} bytes could not be stored yet; kept on the instance for the next invocation to store` : undefined,
-      upload.lostBytes > 0 ? `${upload.lostBytes} bytes could not be stored and are lost` : undefined,
-    ].filter((problem): problem is string => problem !== undefined);
-    const stored = upload.objectExists && upload.lostBytes === 0 && upload.spilledBytes === 0 && !upload.error;
-    const notes = [
-      upload.mode === 'multipart' ? 'stored as a multipart upload (the bucket refuses appends)' : undefined,
-      piece.droppedFrames > 0 ? `${piece.droppedFrames} frames not encoded because the encoder could not keep up (the picture before lasts longer)` : undefined,
-    ].filter((note): note is string => note !== undefined);
-    return {
+  /** A piece's entries in Files: its file, its HLS playlist, or both. */
+  private filesOf(userId: string, piece: RecordedPiece): RecordedFile[] {
+    const notes = piece.droppedFrames > 0 ? [`${piece.droppedFrames} frames not encoded because the encoder could not keep up (the picture before lasts longer)`] : [];
+    const encoderProblem = piece.error ? [`the encoder failed: ${piece.error}`] : [];
+    const entry = (format: RecordedFile['Format'], key: string, exists: boolean, stored: boolean, problems: string[], size: number, note?: string): RecordedFile => ({
       UserId: userId,
-      RecordFile: upload.objectExists ? this.runtime.store.objectUrl(upload.key) : '',
+      RecordFile: exists ? this.runtime.store.objectUrl(key) : '',
+      Format: format,
       Status: stored ? 1 : 0,
-      Message: stored ? ['ok', ...notes].join('; ') : problems.join('; ') || 'nothing was stored',
+      Message: stored ? ['ok', ...(note ? [note] : []), ...notes].join('; ') : [...encoderProblem, ...problems].join('; ') || 'nothing was stored',
       Duration: Number(piece.durationSec.toFixed(3)),
-      Size: upload.storedBytes,
+      Size: size,
       StartTime: piece.startedAt,
       DroppedFrames: piece.droppedFrames,
-    };
+    });
+    const files: RecordedFile[] = [];
+    if (piece.upload) {
+      const upload = piece.upload;
+      const problems = fileProblems(upload);
+      const format = upload.key.endsWith('.mp3') ? 'mp3' : 'mp4';
+      const note = upload.mode === 'multipart' ? 'stored as a multipart upload (the bucket refuses appends)' : undefined;
+      files.push(entry(format, upload.key, upload.objectExists, upload.objectExists && problems.length === 0 && !piece.error, problems, upload.storedBytes, note));
+    }
+    if (piece.hls) {
+      const hls = piece.hls;
+      const problems = playlistProblems(hls);
+      const file = entry('hls', hls.playlistKey, hls.segments > 0, hls.segments > 0 && problems.length === 0 && !piece.error, problems, hls.storedBytes);
+      file.Segments = hls.segments;
+      // Until it is complete, the playlist's own length says what can be played.
+      if (file.Status === 0) file.Duration = Number(hls.durationSec.toFixed(3));
+      files.push(file);
+    }
+    return files;
   }
 
   /** Why Files is empty: nobody came, nobody subscribed to came, or those who came sent nothing to record. */
@@ -312,11 +358,14 @@ class RoomRecording {
     const files: RecordedFile[] = [];
     for (const recording of recordings) {
       if (recording.pieces.length === 0) {
-        files.push({ UserId: recording.userId, RecordFile: '', Status: 0, Message: `recording failed: ${recording.error ?? 'nothing was written'}`, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0 });
+        const message = `recording failed: ${recording.error ?? 'nothing was written'}`;
+        const format = this.job.outputFormat;
+        const formats: Array<RecordedFile['Format']> = format === 'hls+mp4' ? ['hls', 'mp4'] : [format];
+        for (const format of formats) files.push({ UserId: recording.userId, RecordFile: '', Format: format, Status: 0, Message: message, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0 });
       }
-      for (const piece of recording.pieces) files.push(this.fileOf(recording.userId, piece));
-      // A spill file not stored yet is for the next invocation.
-      this.context.leftovers += recording.pieces.filter((piece) => piece.upload.spilledBytes > 0).length;
+      for (const piece of recording.pieces) files.push(...this.filesOf(recording.userId, piece));
+      // A spill file not stored yet, or a playlist not ended, is for the next invocation.
+      this.context.leftovers += recording.pieces.filter((piece) => (piece.upload?.spilledBytes ?? 0) > 0 || (piece.hls && !piece.hls.ended && (piece.hls.segments > 0 || piece.hls.heldSegments > 0))).length;
     }
     const result: RecordResult = {
       SdkAppId: this.job.sdkAppId,
@@ -352,4 +401,21 @@ class RoomRecording {
   private roomFields(): Record<string, unknown> {
     return { SdkAppId: this.job.sdkAppId, RoomId: this.job.roomId ?? null, StrRoomId: this.job.strRoomId ?? null, UserId: this.job.userId };
   }
+}
+
+function fileProblems(upload: GrowingObjectResult): string[] {
+  return [
+    upload.error ? `storing failed: ${upload.error}` : undefined,
+    upload.spilledBytes > 0 ? `${upload.spilledBytes} bytes could not be stored yet; kept on the instance for the next invocation to store` : undefined,
+    upload.lostBytes > 0 ? `${upload.lostBytes} bytes could not be stored and are lost` : undefined,
+  ].filter((problem): problem is string => problem !== undefined);
+}
+
+function playlistProblems(hls: HlsUploadResult): string[] {
+  return [
+    hls.error ? `storing failed: ${hls.error}` : undefined,
+    hls.heldSegments > 0 ? `${hls.heldSegments} segments could not be stored yet; kept on the instance for the next invocation to store and list` : undefined,
+    hls.lostSegments > 0 ? `${hls.lostSegments} segments could not be stored and are lost (the playlist ends before them)` : undefined,
+    hls.segments > 0 && !hls.ended ? 'the playlist is not ended yet (no EXT-X-ENDLIST); the next invocation ends it' : undefined,
+  ].filter((problem): problem is string => problem !== undefined);
 }

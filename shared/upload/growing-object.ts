@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { isRetryable } from '../errors';
 import type { Logger } from '../log';
-import { withRetry } from '../retry';
+import { OUTAGE_RETRY, STORAGE_REQUEST_RETRY, withRetry } from '../retry';
 import { isAppendRefused, positionMismatch, type ObjectStore, type PutResult } from '../storage/types';
 import { SpillQueue, type SpillTarget } from './spill-queue';
 
@@ -58,10 +58,6 @@ const DEFAULT_APPEND_INTERVAL_MS = 2_000;
 const DEFAULT_MEMORY_LIMIT_BYTES = 8 * 1024 * 1024;
 /** Larger appends are split: one request per this many bytes at most. */
 const MAX_APPEND_BYTES = 16 * 1024 * 1024;
-/** A short per-request policy; OUTAGE_RETRY goes on until giveUpAt, spilling meanwhile. */
-const REQUEST_RETRY = { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 1_000, maxElapsedMs: 5_000 };
-/** Between attempts while storage is down (the one retry policy, without an attempt limit). */
-const OUTAGE_RETRY = { maxAttempts: Number.POSITIVE_INFINITY, baseDelayMs: 500, maxDelayMs: 5_000, maxElapsedMs: Number.POSITIVE_INFINITY };
 const BACKOFF_MAX_MS = 5_000;
 
 /** The append was refused because the bucket takes no appends: switch to a multipart upload. */
@@ -231,7 +227,7 @@ export class GrowingObjectUpload {
       await withRetry(
         async () => {
           try {
-            this.landed(body.length, (await store.append(key, body, this.position, { contentType, retry: REQUEST_RETRY, signal })).nextPosition);
+            this.landed(body.length, (await store.append(key, body, this.position, { contentType, retry: STORAGE_REQUEST_RETRY, signal })).nextPosition);
           } catch (error) {
             const length = positionMismatch(error);
             // An earlier attempt was applied but its answer lost (the store's resync covers most of these).

@@ -9,7 +9,8 @@ import { i420Size } from '../../shared/media/raw-media';
 import { AnchorRecorder } from '../../shared/recording/anchor-recorder';
 import { createLocalStore } from '../../shared/storage/local';
 import { GrowingObjectUpload } from '../../shared/upload/growing-object';
-import { decodeMedia, firstPictureLuma } from '../support/media-tools';
+import { HlsUpload } from '../../shared/upload/hls-upload';
+import { decodeMedia, decodePlaylist, firstPictureLuma } from '../support/media-tools';
 
 describe('AnchorRecorder', () => {
   it('rolls over to a new object when one reaches its size limit, each piece a whole file, together the whole time', async () => {
@@ -22,7 +23,7 @@ describe('AnchorRecorder', () => {
       ffmpegPath: resolveFfmpegPath(),
       logger,
       maxPieceBytes: 150_000,
-      openPiece: (index) => new GrowingObjectUpload({ store, key: `piece-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 200 }),
+      openPiece: (index) => ({ file: new GrowingObjectUpload({ store, key: `piece-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity, appendIntervalMs: 200 }) }),
     });
     // Noise does not compress: the pieces fill fast.
     const picture = Buffer.alloc(i420Size(320, 180));
@@ -47,6 +48,39 @@ describe('AnchorRecorder', () => {
     expect(total).toBeLessThan(6.3);
   });
 
+  it('splits HLS into a playlist per piece by duration (MaxMediaFileDuration), never by size, each ended and whole', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hls-pieces-'));
+    const store = createLocalStore({ root, bucket: 'b' });
+    const logger = createLogger({ requestId: 'hls-pieces', level: 'error' });
+    const recorder = new AnchorRecorder({
+      userId: 'noise',
+      mode: '01',
+      container: 'mp4',
+      ffmpegPath: resolveFfmpegPath(),
+      logger,
+      maxPieceMs: 5_000,
+      // A file would roll over at this size (noise fills it within a second); HLS has no such limit.
+      maxPieceBytes: 150_000,
+      openPiece: (index) => ({ hls: new HlsUpload({ store, dirKey: `piece-${index}/`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity }) }),
+    });
+    const picture = Buffer.alloc(i420Size(320, 180));
+    const feeder = setInterval(() => recorder.videoFrame({ userId: 'noise', data: randomFillSync(Buffer.from(picture)), width: 320, height: 180, timestampMs: 0 }), 1000 / 15);
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    clearInterval(feeder);
+    const recording = await recorder.stop();
+
+    expect(recording.pieces.map((piece) => Math.round(piece.durationSec))).toEqual([5, 5, 1]);
+    for (const [i, piece] of recording.pieces.entries()) {
+      expect(piece.upload).toBeUndefined();
+      expect(piece.hls, `piece ${i}`).toMatchObject({ playlistKey: `piece-${i}/index.m3u8`, ended: true, heldSegments: 0, lostSegments: 0 });
+      const playlist = await readFile(join(root, 'b', `piece-${i}`, 'index.m3u8'), 'utf8');
+      expect(playlist.trim().endsWith('#EXT-X-ENDLIST')).toBe(true);
+      const media = await decodePlaylist(join(root, 'b', `piece-${i}`, 'index.m3u8'));
+      expect(media.streams.map((stream) => stream.codec)).toEqual(['h264']);
+      expect(Math.abs(media.duration! - piece.durationSec), `piece ${i}: ${media.duration} s decoded, ${piece.durationSec} s recorded`).toBeLessThan(0.15);
+    }
+  });
+
   it.each([
     [200, 'opens on the first picture, which stands for the moment before it', 90],
     [1_500, 'is black until the camera starts', 16],
@@ -59,7 +93,7 @@ describe('AnchorRecorder', () => {
       mode: '02',
       ffmpegPath: resolveFfmpegPath(),
       logger,
-      openPiece: (index) => new GrowingObjectUpload({ store, key: `av-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity }),
+      openPiece: (index) => ({ file: new GrowingObjectUpload({ store, key: `av-${index}.mp4`, contentType: 'video/mp4', logger, giveUpAt: () => Infinity }) }),
     });
     const silence = Buffer.alloc(48_000 * 2 * 0.02);
     const audio = setInterval(() => recorder.audioFrame({ userId: 'late-camera', data: silence, sampleRate: 48_000, channels: 1, timestampMs: 0 }), 20);

@@ -96,6 +96,8 @@ export const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.m4a': 'audio/mp4',
   '.mp3': 'audio/mpeg',
   '.flv': 'video/x-flv',
+  '.m3u8': 'application/vnd.apple.mpegurl',
+  '.m4s': 'video/iso.segment',
   '.html': 'text/html; charset=utf-8',
   '.htm': 'text/html; charset=utf-8',
   '.json': 'application/json',
@@ -251,6 +253,38 @@ export async function startStaticServer(root: string): Promise<StaticServer> {
   };
 }
 
+/**
+ * Serves objects by path (e.g. a bucket of the COS emulator, as it is at each request), so a
+ * player can follow a recording while it is stored. No ranges (HLS players fetch whole objects),
+ * CORS open, no caching.
+ */
+export async function startObjectServer(lookup: (path: string) => Buffer | undefined): Promise<StaticServer> {
+  const requests: ServedRequest[] = [];
+  const server = http.createServer((req, res) => {
+    const objectPath = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname).slice(1);
+    const body = req.method === 'GET' || req.method === 'HEAD' ? lookup(objectPath) : undefined;
+    const status = body ? 200 : 404;
+    requests.push({ method: req.method ?? '', path: `/${objectPath}`, range: req.headers.range ?? null, status });
+    res.writeHead(status, { 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-store', 'Content-Type': CONTENT_TYPES[path.extname(objectPath).toLowerCase()] ?? 'application/octet-stream' });
+    res.end(req.method === 'GET' ? body : undefined);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const origin = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  return {
+    origin,
+    requests,
+    url: (file) => `${origin}/${file.split('/').filter((part) => part !== '').map(encodeURIComponent).join('/')}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Browser checks
 // ---------------------------------------------------------------------------
@@ -349,6 +383,16 @@ export interface MediaCheck {
   timedOut: string[];
 }
 
+export interface HlsCheck extends MediaCheck {
+  /** Fatal errors hls.js reported ("networkError: manifestLoadError", …). */
+  hlsErrors: string[];
+  /** The media playlist as hls.js first loaded it; null when it never did. */
+  playlist: { live: boolean; segments: number; totalduration: number } | null;
+}
+
+/** hls.js's browser build, added to a page by checkHls. */
+export const HLS_JS_PATH = require.resolve('hls.js/dist/hls.min.js');
+
 export interface MediaCheckOptions {
   kind: 'video' | 'audio';
   /** Seek here (s) after the play check, then check the position and (video) a frame. */
@@ -373,6 +417,8 @@ export interface BrowserSession {
   checkImage(url: string, options?: WaitOptions): Promise<ImageCheck>;
   /** Loads one recording into a muted `<video>`/`<audio>`: metadata, ~1 s of play, optionally a seek. */
   checkMedia(url: string, options: MediaCheckOptions): Promise<MediaCheck>;
+  /** Plays an HLS playlist with hls.js (from npm) in a muted `<video>`: metadata, ~1 s of play, optionally a seek. */
+  checkHls(url: string, options: Omit<MediaCheckOptions, 'kind'>): Promise<HlsCheck>;
   /** Loads `pageUrl` and, one after another, loads and plays each `<video>`/`<audio>` on it. */
   checkMediaElements(pageUrl: string, options?: Omit<MediaCheckOptions, 'kind' | 'seekTo'>): Promise<MediaCheck[]>;
   /** A fresh tab with the check helpers installed, for checks of one's own; close it after. */
@@ -586,6 +632,25 @@ const PAGE_SCRIPT = String.raw`
       document.body.appendChild(el);
       return checkElement(el, options);
     },
+    // hls.js (added to the page by checkHls) playing an HLS playlist in a <video>; its fatal errors are reported.
+    async hls(url, options) {
+      const el = document.createElement('video');
+      el.muted = true;
+      el.playsInline = true;
+      el.width = 320; el.height = 180;
+      document.body.appendChild(el);
+      const hlsErrors = [];
+      const hls = new window.Hls({ enableWorker: false });
+      hls.on(window.Hls.Events.ERROR, (event, data) => { if (data.fatal) hlsErrors.push(data.type + ': ' + data.details); });
+      const parsed = new Promise((resolve) => hls.once(window.Hls.Events.LEVEL_LOADED, (event, data) => resolve(data.details)));
+      hls.loadSource(url);
+      hls.attachMedia(el);
+      const details = await withTimeout(parsed, options.timeoutMs);
+      const result = await checkElement(el, options);
+      const playlist = details.value ? { live: details.value.live, segments: details.value.fragments.length, totalduration: details.value.totalduration } : null;
+      hls.destroy();
+      return Object.assign(result, { hlsErrors, playlist });
+    },
     mediaElementCount() {
       return document.querySelectorAll('video, audio').length;
     },
@@ -742,6 +807,16 @@ export async function openBrowser(): Promise<BrowserSession> {
       return inPage(`checkMedia(${url})`, mediaBackstop(ms, playMs), async (page) => {
         await openBlankPageFor(page, url, ms);
         return run<MediaCheck>(page, `window.__browserChecks.media(${JSON.stringify(url)}, ${JSON.stringify(pageOptions)})`);
+      });
+    },
+    checkHls(url, options) {
+      const ms = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      const playMs = options.playMs ?? DEFAULT_PLAY_MS;
+      const pageOptions = { seekTo: options.seekTo, playMs, timeoutMs: ms };
+      return inPage(`checkHls(${url})`, mediaBackstop(ms, playMs), async (page) => {
+        await openBlankPageFor(page, url, ms);
+        await page.addScriptTag({ path: HLS_JS_PATH });
+        return run<HlsCheck>(page, `window.__browserChecks.hls(${JSON.stringify(url)}, ${JSON.stringify(pageOptions)})`);
       });
     },
     async checkMediaElements(pageUrl, options = {}) {

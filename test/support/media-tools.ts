@@ -162,8 +162,13 @@ export interface DecodedMedia {
  * Decodes a stored recording to the end with ffprobe (every frame of every stream is decoded and
  * counted) and says what came out. Throws when ffprobe cannot read it.
  */
+const DECODE_ARGS = ['-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,start_time,duration:format=format_name,duration'];
+
 export async function decodeMedia(bytes: Buffer, extension: string): Promise<DecodedMedia> {
-  const json = await ffprobeBytes(bytes, extension, ['-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,start_time,duration:format=format_name,duration']);
+  return decodedFrom(await ffprobeBytes(bytes, extension, DECODE_ARGS));
+}
+
+function decodedFrom(json: FfprobeOutput): DecodedMedia {
   return {
     format: json.format?.format_name ?? '',
     duration: seconds(json.format?.duration),
@@ -230,4 +235,14 @@ export async function syncMarks(bytes: Buffer, extension: string): Promise<{ fla
   } finally {
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Decodes an HLS recording through its playlist (a URL or a local path) with ffprobe's HLS
+ * demuxer, every frame of every stream, as decodeMedia does for a file.
+ */
+export async function decodePlaylist(playlist: string): Promise<DecodedMedia> {
+  const result = await runTracked(ffprobePath, ['-v', 'error', ...DECODE_ARGS, '-of', 'json', playlist], 120_000);
+  if (result.code !== 0) throw new Error(`ffprobe could not decode the playlist ${playlist}: ${result.stderr.trim()}`);
+  return decodedFrom(JSON.parse(result.stdout) as FfprobeOutput);
 }

@@ -6,7 +6,7 @@ import { safeSegment } from '../../shared/naming';
 
 describe('recording arguments', () => {
   it('reads timestamped pictures from pipe 3 and audio from pipe 4, and writes fragmented MP4 (H.264 + AAC, a keyframe every 2 s of time) to pipe 5', () => {
-    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, audio: { sampleRate: 48000, channels: 2 } });
+    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, audio: { sampleRate: 48000, channels: 2 }, container: 'mp4' });
     // Not probed: ffmpeg would read seconds of pictures before it reads any audio.
     expect(args.join(' ')).toContain('-analyzeduration 0 -probesize 32 -f matroska -i pipe:3');
     expect(args.join(' ')).toContain('-f s16le -ar 48000 -ac 2 -i pipe:4');
@@ -17,7 +17,7 @@ describe('recording arguments', () => {
   });
 
   it('records audio-only as bare MP3 frames: no ID3 or Xing header stating totals of a growing file', () => {
-    const args = recordingArgs({ audio: { sampleRate: 48000, channels: 1 } });
+    const args = recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, container: 'mp3' });
     expect(args.join(' ')).toContain('-i pipe:3');
     expect(args.join(' ')).toContain('-map 0:a -c:a libmp3lame');
     expect(args.slice(-7)).toEqual(['-f', 'mp3', '-write_xing', '0', '-id3v2_version', '0', 'pipe:4']);
@@ -25,13 +25,13 @@ describe('recording arguments', () => {
   });
 
   it('takes snapshots from the pictures being encoded, with the image pipeline of the snapshot function', () => {
-    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, snapshots: { intervalSec: 5, outputPattern: '/w/s/p0-%d.jpg' } });
+    const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, container: 'mp4', snapshots: { intervalSec: 5, outputPattern: '/w/s/p0-%d.jpg' } });
     const second = args.lastIndexOf('-map');
     expect(args.slice(second, second + 4)).toEqual(['-map', '0:v', '-vf', `select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',${VIDEO_TO_FULL_RANGE_FILTER}`]);
     expect(args.slice(second)).toEqual(expect.arrayContaining([...imageEncoderArgs('jpg'), '-frame_pts', '1', '-atomic_writing', '1']));
     expect(args.at(-1)).toBe('/w/s/p0-%d.jpg');
     // Audio only: nothing to take pictures of.
-    expect(recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, snapshots: { intervalSec: 5, outputPattern: 'x' } })).not.toContain('image2');
+    expect(recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, container: 'mp3', snapshots: { intervalSec: 5, outputPattern: 'x' } })).not.toContain('image2');
   });
 
   it('maps modes to tracks and pipes', () => {

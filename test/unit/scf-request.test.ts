@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRequest, roomOf } from '../../functions/scf-record/event';
+import { parseRequest, roomOf, toRecordJob, type RecordRequest } from '../../functions/scf-record/event';
 import { unwrapEvent } from '../../functions/scf-record/http-event';
 import { ValidationError } from '../../shared/errors';
 
@@ -47,6 +47,16 @@ describe('SCF record request', () => {
     expect(issuesOf({ ...record, Extra: 1 })[0]!.field).toBe('Extra');
     expect(issuesOf({ ...record, Callback: 'http://169.254.169.254/' })[0]!.field).toBe('Callback');
     expect(issuesOf({ ...record, Action: 'Delete' })[0]!.field).toBe('Action');
+  });
+
+  it('takes OutputFormat, defaulting to MP3 for Mode 00 and MP4 for video, and refuses MP3 with video', () => {
+    const job = (body: Record<string, unknown>) => toRecordJob((parseRequest({ ...record, ...body }) as { request: RecordRequest }).request, 'r');
+    expect(job({}).outputFormat).toBe('mp3');
+    expect(job({ Mode: '02' }).outputFormat).toBe('mp4');
+    expect(job({ Mode: '01', OutputFormat: 'hls' }).outputFormat).toBe('hls');
+    expect(job({ OutputFormat: 'hls+mp4' }).outputFormat).toBe('hls+mp4');
+    expect(issuesOf({ ...record, Mode: '02', OutputFormat: 'mp3' })).toEqual([{ field: 'OutputFormat', message: expect.stringContaining('Mode "00"') }]);
+    expect(issuesOf({ ...record, OutputFormat: 'flv' })).toEqual([{ field: 'OutputFormat', message: expect.stringContaining('"hls"') }]);
   });
 
   it('parses the Stop action', () => {

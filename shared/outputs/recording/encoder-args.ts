@@ -9,8 +9,29 @@ export function modeTracks(mode: RecordMode): { audio: boolean; video: boolean }
   return { audio: mode !== '01', video: mode !== '00' };
 }
 
-export const recordingExtension = (mode: RecordMode) => (mode === '00' ? 'mp3' : 'mp4');
-export const recordingContentType = (mode: RecordMode) => (mode === '00' ? 'audio/mpeg' : 'video/mp4');
+/**
+ * What a recording is stored as (OutputFormat): one growing file (fragmented MP4, or MP3 for
+ * audio alone), HLS (CMAF segments and a playlist), or both from the same encoder output.
+ */
+export const OUTPUT_FORMATS = ['mp4', 'mp3', 'hls', 'hls+mp4'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export const defaultOutputFormat = (mode: RecordMode): OutputFormat => (mode === '00' ? 'mp3' : 'mp4');
+
+/** What the encoder writes: MP3 frames for 'mp3', else fragmented MP4 (which HLS's CMAF segments are cut from). */
+export type EncoderContainer = 'mp4' | 'mp3';
+export const encoderContainer = (format: OutputFormat): EncoderContainer => (format === 'mp3' ? 'mp3' : 'mp4');
+
+/** The objects a format stores: a growing file (and its container) and/or HLS. */
+export function formatOutputs(format: OutputFormat): { file?: EncoderContainer; hls: boolean } {
+  if (format === 'hls') return { hls: true };
+  return { file: encoderContainer(format), hls: format === 'hls+mp4' };
+}
+
+export const recordingExtension = (container: EncoderContainer) => container;
+export function recordingContentType(container: EncoderContainer, hasVideo: boolean): string {
+  return container === 'mp3' ? 'audio/mpeg' : hasVideo ? 'video/mp4' : 'audio/mp4';
+}
 
 export interface RawVideoFormat {
   width: number;
@@ -55,15 +76,20 @@ export const KEYFRAME_SECONDS = 2;
 export interface RecordingPlan {
   video?: RawVideoFormat;
   audio?: RawAudioFormat;
+  /** What the encoder writes; MP3 only without video. */
+  container: EncoderContainer;
   /** Also write a JPEG every `intervalSec` of the recording, named by its time in ms. */
   snapshots?: { intervalSec: number; outputPattern: string };
 }
 
+/** Audio alone has no keyframes to cut at: a fragment every KEYFRAME_SECONDS of it instead (µs). */
+const AUDIO_FRAGMENT_US = KEYFRAME_SECONDS * 1_000_000;
+
 /**
  * One anchor's encoder: raw I420 pictures (timestamped, in Matroska) and/or s16le PCM in through
- * pipes, out through a pipe as it is
- * made — fragmented MP4 (H.264 + AAC, a fragment per keyframe) or bare MP3 frames (no ID3 or Xing
- * header: a header written at the start would state totals for a file that is still growing).
+ * pipes, out through a pipe as it is made — fragmented MP4 (H.264 and/or AAC, a fragment per
+ * keyframe, or every KEYFRAME_SECONDS for audio alone) or bare MP3 frames (no ID3 or Xing header:
+ * a header written at the start would state totals for a file that is still growing).
  * Snapshots, when asked for, come from the same decoded pictures: no second decode.
  */
 export function recordingArgs(plan: RecordingPlan): string[] {
@@ -87,10 +113,12 @@ export function recordingArgs(plan: RecordingPlan): string[] {
     args.push('-g', String(plan.video.fps * KEYFRAME_SECONDS), '-force_key_frames', `expr:gte(t,n_forced*${KEYFRAME_SECONDS})`, '-pix_fmt', 'yuv420p');
   }
   if (plan.audio) args.push('-map', `${plan.video ? 1 : 0}:a`);
-  if (plan.video) {
+  if (plan.container === 'mp4') {
     if (plan.audio) args.push('-c:a', 'aac', '-b:a', '96k');
-    args.push('-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', `pipe:${pipes.output}`);
+    const fragments = plan.video ? ['-movflags', '+frag_keyframe+empty_moov+default_base_moof'] : ['-movflags', '+empty_moov+default_base_moof', '-frag_duration', String(AUDIO_FRAGMENT_US)];
+    args.push('-f', 'mp4', ...fragments, `pipe:${pipes.output}`);
   } else {
+    if (plan.video) throw new Error('recordingArgs: MP3 holds audio alone');
     args.push('-c:a', 'libmp3lame', '-b:a', '64k', '-f', 'mp3', '-write_xing', '0', '-id3v2_version', '0', `pipe:${pipes.output}`);
   }
   if (plan.video && plan.snapshots) {

@@ -6,7 +6,7 @@
  * `npm ci`.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { createRecordHandler } from '../functions/scf-record';
 import { createSnapshotHandler } from '../functions/fc-snapshot';
@@ -50,7 +50,9 @@ const RECORD_BUCKET = 'demo-1250000000';
 
 /** The demo's mark on its output folder, listing what it writes there: all a later run may delete. */
 export const DEMO_OUTPUT_MARKER = '.demo-output.json';
-const DEMO_WRITES = [BUCKET, RECORD_BUCKET, `${APPENDABLE_MARKERS_DIR}/${BUCKET}`, `${APPENDABLE_MARKERS_DIR}/${RECORD_BUCKET}`, 'index.html', 'result.json', 'recording.json'];
+/** hls.js's browser build, copied next to the page so it plays the HLS recordings in any browser. */
+const HLS_PLAYER = 'hls.min.js';
+const DEMO_WRITES = [BUCKET, RECORD_BUCKET, `${APPENDABLE_MARKERS_DIR}/${BUCKET}`, `${APPENDABLE_MARKERS_DIR}/${RECORD_BUCKET}`, 'index.html', 'result.json', 'recording.json', HLS_PLAYER];
 
 /**
  * Readies `dir` for a run. A new or empty folder is used as it is. A folder an earlier run marked
@@ -130,6 +132,7 @@ async function main(output: string): Promise<number> {
     const bucketDir = join(OUTPUT, BUCKET);
     const manifest = JSON.parse(await readFile(join(bucketDir, PREFIX, 'manifest.json'), 'utf8')) as { snapshots: ManifestEntry[] };
     const recording = await recordSimulatedRoom();
+    await copyFile(require.resolve(`hls.js/dist/${HLS_PLAYER}`), join(OUTPUT, HLS_PLAYER));
     await writeFile(join(OUTPUT, 'index.html'), timelinePage(result, manifest.snapshots) + recordingSection(recording));
     await writeFile(join(OUTPUT, 'result.json'), JSON.stringify(result, null, 2));
     await writeFile(join(OUTPUT, 'recording.json'), JSON.stringify(recording, null, 2));
@@ -167,6 +170,7 @@ async function recordSimulatedRoom(): Promise<RecordResult> {
     UserSig: 'demo-user-sig',
     CosConfig: { Region: 'ap-guangzhou', Bucket: RECORD_BUCKET, Path: '/recordings/' },
     Mode: '02',
+    OutputFormat: 'hls+mp4',
     SnapshotInterval: 2,
   };
   return (await handler(request, { request_id: `demo-${randomUUID()}` })) as RecordResult;
@@ -176,8 +180,17 @@ function recordingSection(result: RecordResult): string {
   const escape = (text: string) => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   const items = result.Files.map((file) => {
     const local = `${RECORD_BUCKET}/${decodeURIComponent(new URL(file.RecordFile).pathname.split(`/${RECORD_BUCKET}/`).pop() ?? '')}`;
-    return `<figure><video src="${escape(local)}" controls width="320"></video><figcaption><b>${escape(file.UserId)}</b> · ${file.Duration} s · ${file.Size} bytes · ${escape(file.Message)}</figcaption></figure>`;
+    const caption = `<b>${escape(file.UserId)}</b> · ${file.Format === 'hls' ? `HLS, ${file.Segments} segments` : file.Format.toUpperCase()} · ${file.Duration} s · ${file.Size} bytes · ${escape(file.Message)}`;
+    // HLS plays through hls.js (Media Source Extensions) where the browser has no HLS of its own.
+    const video = file.Format === 'hls' ? `<video data-hls="${escape(local)}" controls width="320"></video>` : `<video src="${escape(local)}" controls width="320"></video>`;
+    return `<figure>${video}<figcaption>${caption}</figcaption></figure>`;
   }).join('\n');
+  const hlsPlayer = `<script src="${HLS_PLAYER}"></script><script>
+for (const video of document.querySelectorAll('video[data-hls]')) {
+  if (video.canPlayType('application/vnd.apple.mpegurl')) video.src = video.dataset.hls;
+  else { const hls = new Hls(); hls.loadSource(video.dataset.hls); hls.attachMedia(video); }
+}
+</script>`;
   const snapshots = (result.Snapshots ?? [])
     .map((anchor) => `<p><b>${escape(anchor.UserId)}</b>: ${anchor.Count} snapshots while recording</p>`)
     .join('\n');
@@ -185,7 +198,7 @@ function recordingSection(result: RecordResult): string {
     .flatMap((anchor) => [anchor.FirstKey, anchor.LastKey].filter((key): key is string => key !== null))
     .map((key) => `<figure><img src="${RECORD_BUCKET}/${escape(key)}" alt=""><figcaption>${escape(key.split('/').pop()!)}</figcaption></figure>`)
     .join('\n');
-  return `<h1>Simulated TRTC recording</h1><p>Room ${escape(String(result.StrRoomId))} · stop reason <b>${result.StopReason}</b> · mode 02 (MP4) · SnapshotInterval 2 s</p>\n${items}\n${snapshots}\n${images}\n`;
+  return `<h1>Simulated TRTC recording</h1><p>Room ${escape(String(result.StrRoomId))} · stop reason <b>${result.StopReason}</b> · mode 02, OutputFormat hls+mp4 · SnapshotInterval 2 s</p>\n${items}\n${hlsPlayer}\n${snapshots}\n${images}\n`;
 }
 
 function timelinePage(result: SnapshotResult, snapshots: ManifestEntry[]): string {

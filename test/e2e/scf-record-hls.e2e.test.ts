@@ -241,4 +241,14 @@ describeWithBrowser('HLS recordings in Chromium (hls.js)', (browser) => {
       receiver.close();
     }
   });
+
+  it('plays and seeks an audio-only (AAC) playlist', async () => {
+    const result = (await handlerFor(scenario(9, [{ userId: 'voice', video: false }]))(request({ Mode: '00' }), { request_id: 'hls-audio-play' })) as RecordResult;
+    expect(result.Files.map((file) => [file.Format, file.Status]), JSON.stringify(result)).toEqual([['hls', 1]]);
+    const played = await browser().checkHls(objects.url(keyOf(result.Files[0]!)), { seekTo: 6 });
+    expect(played, JSON.stringify(played)).toMatchObject({ error: null, hlsErrors: [], playlist: { live: false } });
+    expect(Math.abs(played.duration - 9)).toBeLessThan(1);
+    expect(played.play?.advanced).toBe(true);
+    expect(played.seek).toMatchObject({ seeked: true, play: { advanced: true } });
+  });
 });

@@ -3,9 +3,10 @@ import type { CallbackOutcome } from '../callback';
 import { outcomeOf } from '../errors';
 import type { EventDeliveryReport, EventSender } from '../job/events';
 import { runJob, type JobContext, type JobRuntime, type LifecycleStopReason } from '../job/lifecycle';
+import { PLAYLIST_NAME } from '../media/hls-playlist';
 import { safeSegment, utcStamp } from '../naming';
 import { ImageSink } from '../outputs/images/image-sink';
-import { encoderContainer, formatOutputs, modeTracks, recordingContentType, recordingExtension, type OutputFormat, type RecordMode } from '../outputs/recording/encoder-args';
+import { encoderContainer, formatOutputs, modeTracks, recordingContentType, type OutputFormat, type RecordMode } from '../outputs/recording/encoder-args';
 import type { SegmentSinks } from '../outputs/recording/segment-pump';
 import { isSubscribed, type RoomContext, type RoomExitReason, type RoomListener, type RoomSource, type Subscription } from '../sources/room-source';
 import { MAX_APPENDABLE_BYTES } from '../storage/types';
@@ -13,7 +14,6 @@ import { GrowingObjectUpload, type GrowingObjectResult } from '../upload/growing
 import { HlsUpload, type HlsUploadResult } from '../upload/hls-upload';
 import type { ImageRecord } from '../upload/image-uploader';
 import { SPILL_SUFFIX, type StoreTarget } from '../upload/leftovers';
-import { PLAYLIST_NAME } from '../media/hls-playlist';
 import { AnchorRecorder, type AnchorRecording, type RecordedPiece } from './anchor-recorder';
 
 export interface RecordJob {
@@ -252,7 +252,7 @@ class RoomRecording {
     const started = (key: string) => (piece === 0 ? () => this.anchorStarted(userId, key) : undefined);
     const sinks: SegmentSinks = {};
     if (outputs.file) {
-      const key = `${keyBase}.${recordingExtension(outputs.file)}`;
+      const key = `${keyBase}.${outputs.file}`;
       sinks.file = new GrowingObjectUpload({
         ...common,
         key,
@@ -325,7 +325,7 @@ class RoomRecording {
     if (piece.upload) {
       const upload = piece.upload;
       const problems = fileProblems(upload);
-      const format = upload.key.endsWith('.mp3') ? 'mp3' : 'mp4';
+      const format = encoderContainer(this.job.outputFormat);
       const note = upload.mode === 'multipart' ? 'stored as a multipart upload (the bucket refuses appends)' : undefined;
       files.push(entry(format, upload.key, upload.objectExists, upload.objectExists && problems.length === 0 && !piece.error, problems, upload.storedBytes, note));
     }

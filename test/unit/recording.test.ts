@@ -24,6 +24,13 @@ describe('recording arguments', () => {
     expect(args).not.toContain('libx264');
   });
 
+  it('records audio-only AAC as fragmented MP4 (for HLS or an MP4 file): a fragment every 2 s, there being no keyframes', () => {
+    const args = recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, container: 'mp4' });
+    expect(args.join(' ')).toContain('-map 0:a -c:a aac');
+    expect(args.slice(-7)).toEqual(['-f', 'mp4', '-movflags', '+empty_moov+default_base_moof', '-frag_duration', '2000000', 'pipe:4']);
+    expect(() => recordingArgs({ video: { width: 640, height: 360, fps: 15 }, container: 'mp3' })).toThrow(/audio alone/);
+  });
+
   it('takes snapshots from the pictures being encoded, with the image pipeline of the snapshot function', () => {
     const args = recordingArgs({ video: { width: 640, height: 360, fps: 15 }, container: 'mp4', snapshots: { intervalSec: 5, outputPattern: '/w/s/p0-%d.jpg' } });
     const second = args.lastIndexOf('-map');

@@ -28,7 +28,6 @@ export function formatOutputs(format: OutputFormat): { file?: EncoderContainer; 
   return { file: encoderContainer(format), hls: format === 'hls+mp4' };
 }
 
-export const recordingExtension = (container: EncoderContainer) => container;
 export function recordingContentType(container: EncoderContainer, hasVideo: boolean): string {
   return container === 'mp3' ? 'audio/mpeg' : hasVideo ? 'video/mp4' : 'audio/mp4';
 }

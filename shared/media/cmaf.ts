@@ -116,30 +116,41 @@ export function fragmentTiming(fragment: Buffer, track: TrackTiming): { start: n
 }
 
 /**
- * Groups a fragmented MP4's fragments into HLS media segments. The duration of each is the
- * sum of its fragments' samples on the timing track: video when there is video, else audio.
+ * Groups a fragmented MP4's fragments into HLS media segments, timed by how far the recording is
+ * complete: the earliest of the tracks' ends so far. The tracks need not end together in a
+ * fragment (while an anchor is away, one black picture spans the time away and the audio goes on
+ * in fragments of its own), so a fragment's own length could count time twice; the segments'
+ * durations add up to the recording's.
  */
 export class CmafSegmenter {
-  private timing: TrackTiming | undefined;
+  private tracks: TrackTiming[] | undefined;
+  /** Each track's end so far (s), once it has had samples. */
+  private readonly trackEnds = new Map<number, number>();
   private fragments: Buffer[] = [];
-  private pendingSec = 0;
+  /** Where the segment being assembled starts, and how far it reaches (s). */
+  private segmentStart: number | undefined;
+  private reached = 0;
 
   push(piece: Mp4Segment): CmafSegment[] {
     if (piece.kind === 'init') {
-      const tracks = initTracks(piece.bytes);
-      this.timing = tracks.find((track) => track.handler === 'vide') ?? tracks[0];
-      if (!this.timing) throw new CmafFormatError('the init segment has no track');
+      this.tracks = initTracks(piece.bytes);
+      if (this.tracks.length === 0) throw new CmafFormatError('the init segment has no track');
       return [{ kind: 'init', bytes: piece.bytes, durationSec: 0 }];
     }
-    if (!this.timing) throw new CmafFormatError('a fragment came before the init segment');
-    const timing = fragmentTiming(piece.bytes, this.timing);
-    const durationSec = timing ? timing.duration / this.timing.timescale : 0;
+    if (!this.tracks) throw new CmafFormatError('a fragment came before the init segment');
+    for (const track of this.tracks) {
+      const timing = fragmentTiming(piece.bytes, track);
+      if (!timing || timing.duration === 0) continue;
+      this.segmentStart ??= timing.start / track.timescale;
+      this.trackEnds.set(track.id, (timing.start + timing.duration) / track.timescale);
+    }
+    const reaches = this.trackEnds.size > 0 ? Math.max(this.reached, Math.min(...this.trackEnds.values())) : this.reached;
     const out: CmafSegment[] = [];
-    if (this.fragments.length > 0 && this.pendingSec + durationSec > SEGMENT_MAX_SEC) out.push(this.take());
+    if (this.fragments.length > 0 && reaches - this.segmentStart! > SEGMENT_MAX_SEC) out.push(this.take());
     this.fragments.push(piece.bytes);
-    this.pendingSec += durationSec;
+    this.reached = reaches;
     // A hair under the target, so two 2 s GOPs whose timestamps round down still make one segment.
-    if (this.pendingSec >= SEGMENT_TARGET_SEC - 0.05) out.push(this.take());
+    if (this.segmentStart !== undefined && this.reached - this.segmentStart >= SEGMENT_TARGET_SEC - 0.05) out.push(this.take());
     return out;
   }
 
@@ -149,9 +160,10 @@ export class CmafSegmenter {
   }
 
   private take(): CmafSegment {
-    const segment: CmafSegment = { kind: 'segment', bytes: this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments), durationSec: this.pendingSec };
+    const durationSec = Math.max(0, this.reached - (this.segmentStart ?? this.reached));
+    const segment: CmafSegment = { kind: 'segment', bytes: this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments), durationSec };
     this.fragments = [];
-    this.pendingSec = 0;
+    this.segmentStart = this.reached;
     return segment;
   }
 }

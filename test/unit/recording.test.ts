@@ -13,7 +13,8 @@ describe('recording arguments', () => {
     expect(args.join(' ')).toContain(`-map 0:v -c:v libx264 -preset ${ANCHOR_X264_PRESET} -tune zerolatency`);
     expect(args.join(' ')).toContain('-vsync vfr -g 30 -force_key_frames expr:gte(t,n_forced*2)');
     expect(args.join(' ')).toContain('-map 1:a -c:a aac');
-    expect(args.slice(-5)).toEqual(['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', 'pipe:5']);
+    // A fragment per keyframe, and none over 2 s even without keyframes (an anchor away).
+    expect(args.slice(-7)).toEqual(['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '2000000', 'pipe:5']);
   });
 
   it('records audio-only as bare MP3 frames: no ID3 or Xing header stating totals of a growing file', () => {

@@ -81,13 +81,13 @@ export interface RecordingPlan {
   snapshots?: { intervalSec: number; outputPattern: string };
 }
 
-/** Audio alone has no keyframes to cut at: a fragment every KEYFRAME_SECONDS of it instead (µs). */
-const AUDIO_FRAGMENT_US = KEYFRAME_SECONDS * 1_000_000;
+/** No fragment is longer than this (µs), keyframe or not. */
+const FRAGMENT_MAX_US = KEYFRAME_SECONDS * 1_000_000;
 
 /**
  * One anchor's encoder: raw I420 pictures (timestamped, in Matroska) and/or s16le PCM in through
  * pipes, out through a pipe as it is made — fragmented MP4 (H.264 and/or AAC, a fragment per
- * keyframe, or every KEYFRAME_SECONDS for audio alone) or bare MP3 frames (no ID3 or Xing header:
+ * keyframe, and at most KEYFRAME_SECONDS long) or bare MP3 frames (no ID3 or Xing header:
  * a header written at the start would state totals for a file that is still growing).
  * Snapshots, when asked for, come from the same decoded pictures: no second decode.
  */
@@ -114,8 +114,11 @@ export function recordingArgs(plan: RecordingPlan): string[] {
   if (plan.audio) args.push('-map', `${plan.video ? 1 : 0}:a`);
   if (plan.container === 'mp4') {
     if (plan.audio) args.push('-c:a', 'aac', '-b:a', '96k');
-    const fragments = plan.video ? ['-movflags', '+frag_keyframe+empty_moov+default_base_moof'] : ['-movflags', '+empty_moov+default_base_moof', '-frag_duration', String(AUDIO_FRAGMENT_US)];
-    args.push('-f', 'mp4', ...fragments, `pipe:${pipes.output}`);
+    // A fragment per keyframe; and at least every KEYFRAME_SECONDS of any track, for audio alone
+    // and for the time an anchor is away (one black picture, no keyframes): a fragment larger than
+    // the muxer's 32 KB output buffer gets no size on a pipe (a moof of size 0), ending the file.
+    const movflags = plan.video ? '+frag_keyframe+empty_moov+default_base_moof' : '+empty_moov+default_base_moof';
+    args.push('-f', 'mp4', '-movflags', movflags, '-frag_duration', String(FRAGMENT_MAX_US), `pipe:${pipes.output}`);
   } else {
     if (plan.video) throw new Error('recordingArgs: MP3 holds audio alone');
     args.push('-c:a', 'libmp3lame', '-b:a', '64k', '-f', 'mp3', '-write_xing', '0', '-id3v2_version', '0', `pipe:${pipes.output}`);

@@ -1,3 +1,4 @@
+import { realClock, type Clock, type ClockTimer } from '../clock';
 import type { Logger } from '../log';
 import { blackI420, convertPcm, scaleI420 } from '../media/raw-media';
 import type { ImageDirectory } from '../outputs/images/image-files';
@@ -21,9 +22,14 @@ export interface AnchorRecorderOptions {
   /** Used when no video frame arrives within `videoWaitMs` (the camera is off). */
   fallbackVideoSize?: { width: number; height: number };
   videoWaitMs?: number;
-  /** Monotonic ms; injectable for tests and benchmarks (with clockTickMs, to run faster than real time). */
+  /**
+   * The clock the timeline runs on (real time by default). A VirtualClock runs it faster than real
+   * time, deterministically: it waits for the encoder to take each picture before moving on.
+   */
+  clock?: Clock;
+  /** Monotonic ms; injectable for tests and benchmarks (with clockTickMs, to run faster than real time). The clock's by default. */
   now?: () => number;
-  /** How often the clock looks at the time (real ms); one frame interval by default. */
+  /** How often the clock looks at the time (ms of the clock); one frame interval by default. */
   clockTickMs?: number;
   /** Each piece of the recording is at most this long (ms of recording); unlimited when absent. */
   maxPieceMs?: number;
@@ -95,8 +101,10 @@ export class AnchorRecorder {
   private pendingAudio: AudioFrame[] = [];
   /** Converted audio that arrived ahead of the clock (see writeAudio). */
   private heldAudio: Buffer[] = [];
-  private clock: NodeJS.Timeout | undefined;
-  private startTimer: NodeJS.Timeout | undefined;
+  private readonly timeSource: Clock;
+  private clock: ClockTimer | undefined;
+  private startTimer: ClockTimer | undefined;
+  private removeIdleCheck: (() => void) | undefined;
   private stopping: Promise<AnchorRecording> | undefined;
   private snapshotDir: ImageDirectory | undefined;
   /** The anchor left the room: nothing is written until it is back. */
@@ -106,7 +114,8 @@ export class AnchorRecorder {
     this.tracks = modeTracks(options.mode);
     this.pipes = recordingPipes(this.tracks);
     this.fps = options.videoFps ?? 15;
-    this.now = options.now ?? (() => performance.now());
+    this.timeSource = options.clock ?? realClock;
+    this.now = options.now ?? this.timeSource.now;
   }
 
   videoFrame(frame: VideoFrame): void {
@@ -176,12 +185,12 @@ export class AnchorRecorder {
     this.startedAtWall = Date.now();
     // With video, wait a moment for the first picture to learn its size.
     if (this.tracks.video) {
-      this.startTimer = setTimeout(() => this.piece || this.start(undefined), this.options.videoWaitMs ?? 3_000);
+      this.startTimer = this.timeSource.setTimeout(() => this.piece || this.start(undefined), this.options.videoWaitMs ?? 3_000);
     }
   }
 
   private start(firstPictureSize: { width: number; height: number } | undefined): void {
-    clearTimeout(this.startTimer);
+    this.timeSource.clearTimer(this.startTimer);
     const size = firstPictureSize ?? this.options.fallbackVideoSize ?? { width: 640, height: 360 };
     this.videoFormat = this.tracks.video ? { ...size, fps: this.fps } : undefined;
     const firstAudio = this.pendingAudio[0];
@@ -201,7 +210,9 @@ export class AnchorRecorder {
       this.lastTick = 0;
     }
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
-    this.clock = setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : TIMING.audioTickMs));
+    // A virtual clock moves on only once the current piece's encoder has taken what it was given.
+    this.removeIdleCheck = this.timeSource.addIdleCheck(() => this.piece?.inputPending());
+    this.clock = this.timeSource.setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : TIMING.audioTickMs));
     this.tick();
   }
 
@@ -385,10 +396,11 @@ export class AnchorRecorder {
   }
 
   private async finish(): Promise<AnchorRecording> {
-    clearTimeout(this.startTimer);
+    this.timeSource.clearTimer(this.startTimer);
     if (!this.piece && this.startedAt !== undefined && !this.away) this.start(undefined);
     if (!this.piece) return { userId: this.options.userId, pieces: [], droppedFrames: 0, error: 'no media was received' };
-    clearInterval(this.clock);
+    this.timeSource.clearTimer(this.clock);
+    this.removeIdleCheck?.();
     this.tick();
     // The end: audio dropped while the encoder was behind becomes silence, so both tracks end together.
     if (this.audioFormat && !this.away) this.fillAudioTo(this.audioReleasableSamples());

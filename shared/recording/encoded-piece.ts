@@ -66,6 +66,16 @@ const ENCODER_LIMITS = {
   finishGraceMs: 30_000,
 } as const;
 
+/**
+ * How far behind a VirtualClock lets the encoder fall before it waits (see inputPending). The
+ * encoder takes hardly any pictures until it has about 2 s of audio (measured with the bundled
+ * ffmpeg: 1 s of audio and 40 pictures written, it took 1-2 of them; 2.5 s, all 40), so the video may
+ * be behind by more than that; the audio by less than audioBacklogMs, beyond which it is dropped.
+ * At 320x240 15 fps 3 s of pictures is 5 MB, well under videoBacklogBytes; at 640x360 and above
+ * it is more, and the recorder may then drop pictures (counted, as always) at a piece's start.
+ */
+const VIRTUAL_CLOCK_SLACK = { videoMs: 3_000, audioMs: 500 } as const;
+
 export class EncodedPiece {
   readonly index: number;
   readonly startedAt: number;
@@ -131,6 +141,35 @@ export class EncodedPiece {
   audioCongested(): boolean {
     const format = this.options.audio!;
     return this.pipe(this.options.pipes.audio!).writableLength > (format.sampleRate * format.channels * 2 * ENCODER_LIMITS.audioBacklogMs) / 1000;
+  }
+
+  /**
+   * For a VirtualClock (see shared/clock.ts), which must not run ahead of the encoder: while the
+   * encoder is behind by more than VIRTUAL_CLOCK_SLACK on an input, a promise resolved once it has
+   * taken all that was written there (or the pipe is gone); undefined otherwise.
+   */
+  inputPending(): Promise<void> | undefined {
+    const { video, audio, pipes } = this.options;
+    const behind: Duplex[] = [];
+    if (video && pipes.video !== undefined) {
+      const pipe = this.pipe(pipes.video);
+      if (pipe.writableLength > (i420Size(video.width, video.height) * video.fps * VIRTUAL_CLOCK_SLACK.videoMs) / 1000) behind.push(pipe);
+    }
+    if (audio && pipes.audio !== undefined) {
+      const pipe = this.pipe(pipes.audio);
+      if (pipe.writableLength > (audio.sampleRate * audio.channels * 2 * VIRTUAL_CLOCK_SLACK.audioMs) / 1000) behind.push(pipe);
+    }
+    const waiting = behind.filter((pipe) => pipe.writableNeedDrain && !pipe.writableEnded && !pipe.destroyed);
+    if (waiting.length === 0) return undefined;
+    const drained = (pipe: Duplex) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          pipe.off('drain', done).off('close', done).off('error', done);
+          resolve();
+        };
+        pipe.on('drain', done).on('close', done).on('error', done);
+      });
+    return Promise.all(waiting.map(drained)).then(() => undefined);
   }
 
   /** Ends the encoder's input; it finishes and the upload completes on their own (see done). */

@@ -269,7 +269,9 @@ export class AnchorRecorder {
     if (this.away || !this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
-      const tick = Math.floor((elapsed * this.fps) / 1000);
+      // A tick is handled once half a frame has passed its time: its picture is the one that arrived
+      // nearest to that time (see pictureForTick), so one arriving just after it is not left to the next.
+      const tick = Math.floor((elapsed * this.fps) / 1000 - 0.5);
       if (tick > this.lastTick) {
         this.rotateIfDue(tick);
         // Behind: this picture is not sent; the one before lasts longer. Late timers skip ticks the same way.
@@ -312,9 +314,10 @@ export class AnchorRecorder {
 
 
   /**
-   * The picture a tick shows: the newest that had arrived by the tick's time, give or take half a
-   * frame. A tick whose timer fires late must not show the picture of the next tick (it would put
-   * every picture one frame early against the audio).
+   * The picture a tick shows: the newest that had arrived by half a frame after the tick's time (the
+   * tick is handled no sooner, see tick()). A tick whose timer fires late must not show the picture
+   * of the next tick (it would put every picture one frame early against the audio); one handled
+   * on time must not miss a picture that came a moment after its time (one frame late).
    */
   private pictureForTick(tick: number): Buffer {
     const dueAt = this.startedAt! + this.msOfTick(tick) + 500 / this.fps;

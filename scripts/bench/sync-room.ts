@@ -17,7 +17,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { VirtualClock, type VirtualClockStats } from '../../shared/clock';
+import { realClock, VirtualClock, type VirtualClockStats } from '../../shared/clock';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { createLogger } from '../../shared/log';
 import { AnchorRecorder, type AnchorRecording } from '../../shared/recording/anchor-recorder';
@@ -38,6 +38,8 @@ export interface SyncRoomOptions {
   width?: number;
   height?: number;
   fps?: number;
+  /** On the real clock instead (room time = wall time): to compare with the virtual clock. */
+  realTime?: boolean;
   /** Where the local store keeps the pieces (a fresh temporary directory by default). */
   dir?: string;
   /** Called every `progressEverySec` real seconds with the room time reached (s). */
@@ -53,7 +55,8 @@ export interface SyncRoomRun {
   /** What the room recorded: from the first join to the end (or to leaving for good). */
   roomSec: number;
   wallSec: number;
-  clock: VirtualClockStats;
+  /** The virtual clock's counts; undefined on the real clock. */
+  clock: VirtualClockStats | undefined;
 }
 
 const ANCHOR = 'metronome';
@@ -90,7 +93,9 @@ export async function recordSyncRoom(options: SyncRoomOptions): Promise<SyncRoom
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'bench-sync-')));
   const store = createLocalStore({ root: dir, bucket: 'sync' });
   const logger = createLogger({ requestId: 'bench-sync', level: 'error' });
-  const clock = new VirtualClock();
+  const virtual = options.realTime ? undefined : new VirtualClock();
+  const clock = virtual ?? realClock;
+  const roomStart = clock.now();
   const ffmpegPath = resolveFfmpegPath();
   const room = createRoomSimulator(scenario, { ffmpegPath, clock });
   const keys: string[] = [];
@@ -110,7 +115,7 @@ export async function recordSyncRoom(options: SyncRoomOptions): Promise<SyncRoom
   });
   const wallStart = performance.now();
   const progress = options.onProgress
-    ? setInterval(() => options.onProgress!(clock.now() / 1000, (performance.now() - wallStart) / 1000), (options.progressEverySec ?? 10) * 1000)
+    ? setInterval(() => options.onProgress!((clock.now() - roomStart) / 1000, (performance.now() - wallStart) / 1000), (options.progressEverySec ?? 10) * 1000)
     : undefined;
   let exited!: (reason: RoomExitReason) => void;
   const out = new Promise<RoomExitReason>((resolve) => (exited = resolve));
@@ -141,7 +146,7 @@ export async function recordSyncRoom(options: SyncRoomOptions): Promise<SyncRoom
       recording,
       roomSec: roomEnd - first,
       wallSec: (performance.now() - wallStart) / 1000,
-      clock: { ...clock.stats },
+      clock: virtual && { ...virtual.stats },
     };
   } finally {
     clearInterval(progress);

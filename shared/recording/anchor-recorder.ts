@@ -64,6 +64,11 @@ const TIMING = {
   audioTickMs: 20,
   /** Audio kept while waiting for the first picture: 10 s of TRTC's 20 ms frames. */
   pendingAudioFrames: 500,
+  /**
+   * After an anchor is back, its audio is queued rather than dropped while the encoder takes the
+   * silence for the time away, for at most this long (about 1 MB of 48 kHz mono).
+   */
+  catchUpMs: 10_000,
 } as const;
 
 /**
@@ -101,6 +106,10 @@ export class AnchorRecorder {
   private pendingAudio: AudioFrame[] = [];
   /** Converted audio that arrived ahead of the clock (see writeAudio). */
   private heldAudio: Buffer[] = [];
+  /** Samples of audio not written because the encoder was behind: silence in their place, before the audio after them. */
+  private owedAudioSamples = 0;
+  /** Until then (elapsed ms) audio is not dropped as congested: the encoder is taking the time away (see back()). */
+  private catchUpUntilMs = -Infinity;
   private readonly timeSource: Clock;
   private clock: ClockTimer | undefined;
   private startTimer: ClockTimer | undefined;
@@ -156,21 +165,35 @@ export class AnchorRecorder {
     this.away = true;
   }
 
-  /** The anchor is back: the time away becomes black and silence, written at once. */
+  /**
+   * The anchor is back: the time away becomes black and silence, written at once. Pictures and
+   * sound resume together at the tick nearest to now (as any picture is shown at the tick nearest
+   * its arrival): what arrives together stays together.
+   */
   private back(): void {
     if (!this.away) return;
     this.away = false;
     if (!this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
-      // One black picture from just after the anchor left: it lasts until the next one.
+      // Black from just after the anchor left: one picture then, and another just before it is
+      // back, so the encoder has pictures up to here and takes the silence at once (it takes no
+      // audio past its latest picture).
       const { width, height } = this.videoFormat;
-      const resumeTick = Math.floor((elapsed * this.fps) / 1000);
-      if (resumeTick > this.lastTick + 1) this.writeVideoFrame((this.blackPicture ??= blackI420(width, height)), this.lastTick + 1);
+      const black = (this.blackPicture ??= blackI420(width, height));
+      const resumeTick = Math.round((elapsed * this.fps) / 1000);
+      if (resumeTick > this.lastTick + 1) this.writeVideoFrame(black, this.lastTick + 1);
+      if (resumeTick > this.lastTick + 2) this.writeVideoFrame(black, resumeTick - 1);
       this.lastTick = Math.max(this.lastTick, resumeTick - 1);
     }
-    // Audio that arrived ahead of the clock before leaving goes first, then silence for the time away.
-    if (this.audioFormat) this.fillAudioTo(this.audioReleasableSamples());
+    if (this.audioFormat) {
+      // Audio that arrived ahead of the clock before leaving goes first, then silence for the time
+      // away (audio not written before leaving, while the encoder was behind, is in it). Until the
+      // encoder has taken it, the audio arriving now is queued, not dropped as congested.
+      this.fillAudioTo(this.audioReleasableSamples());
+      this.owedAudioSamples = 0;
+      this.catchUpUntilMs = elapsed + TIMING.catchUpMs;
+    }
   }
 
   /** Ends the recording: pads to the current room time, closes the encoder, stores what is left. */
@@ -348,7 +371,18 @@ export class AnchorRecorder {
    */
   private writeAudio(frame: AudioFrame): void {
     const format = this.audioFormat!;
-    if (this.piece!.audioCongested()) return; // its time is filled with silence once the encoder catches up
+    const congested = this.piece!.audioCongested();
+    if (!congested) this.catchUpUntilMs = -Infinity;
+    if (congested && this.elapsedMs() >= this.catchUpUntilMs) {
+      // Not written, but its time is kept: silence takes its place once the encoder catches up, so
+      // the audio after it is not written early (a gap under TIMING.audioGapMs is never filled).
+      this.owedAudioSamples += Math.round((frame.data.length / 2 / frame.channels) * (format.sampleRate / frame.sampleRate));
+      return;
+    }
+    if (this.owedAudioSamples > 0) {
+      this.heldAudio.push(...this.silenceParts(this.owedAudioSamples));
+      this.owedAudioSamples = 0;
+    }
     const pcm = convertPcm(frame.data, frame, format);
     const heldSamples = this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / format.channels;
     if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
@@ -379,19 +413,31 @@ export class AnchorRecorder {
   /** The recording's audio up to `untilSamples`: held audio first, silence for the rest. */
   private fillAudioTo(untilSamples: number): void {
     this.releaseAudio(untilSamples);
-    if (untilSamples > this.audioSamplesWritten) this.writeSilence(untilSamples - this.audioSamplesWritten);
+    if (untilSamples > this.audioSamplesWritten) {
+      const gap = untilSamples - this.audioSamplesWritten;
+      // The time of audio not written while the encoder was behind is in this gap: no longer owed.
+      this.owedAudioSamples = Math.max(0, this.owedAudioSamples - gap);
+      this.writeSilence(gap);
+    }
   }
 
   private writeSilence(samples: number): void {
+    const frameBytes = this.audioFormat!.channels * 2;
+    for (const part of this.silenceParts(samples)) this.piece!.writeAudio(part, part.length / frameBytes);
+    this.audioSamplesWritten += samples;
+  }
+
+  /** `samples` of silence, as parts of one shared second: by reference, so a long gap costs no memory. */
+  private silenceParts(samples: number): Buffer[] {
     const format = this.audioFormat!;
     const frameBytes = format.channels * 2;
-    // One shared second of silence, written by reference: a long gap costs no memory.
     const second = (this.silence ??= Buffer.alloc(format.sampleRate * frameBytes));
+    const parts: Buffer[] = [];
     for (let left = samples; left > 0; left -= format.sampleRate) {
       const part = Math.min(left, format.sampleRate);
-      this.piece!.writeAudio(part === format.sampleRate ? second : second.subarray(0, part * frameBytes), part);
+      parts.push(part === format.sampleRate ? second : second.subarray(0, part * frameBytes));
     }
-    this.audioSamplesWritten += samples;
+    return parts;
   }
 
   private samplesFor(ms: number): number {

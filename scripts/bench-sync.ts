@@ -101,7 +101,7 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
   const withOffset = measured.marks.filter((mark) => mark.offsetMs !== null).length;
   const worstPlacement = measured.marks.reduce((worst, mark) => Math.max(worst, Math.abs(mark.placementMs)), 0);
   console.log('\nsummary');
-  console.log(`  marks measured         ${withOffset} of ${expected} expected (missing: ${measured.missing.length ? measured.missing.join(', ') + ' s' : 'none'}; unexpected flashes: ${measured.unexpected.length}; at cuts or the start, not measurable: ${measured.atCuts.length})`);
+  console.log(`  marks measured         ${withOffset} of ${expected} expected (missing: ${measured.missing.length ? measured.missing.join(', ') + ' s' : 'none'}; unexpected flashes: ${measured.unexpected.length}, beeps: ${measured.unexpectedBeeps.length}; at cuts or the start, not measurable: ${measured.atCuts.length})`);
   console.log(`  worst |offset|         ${measured.worstOffsetMs.toFixed(1)} ms (limit ${MAX_OFFSET_MS} ms); mean ${measured.meanOffsetMs.toFixed(1)} ms`);
   console.log(`  trend                  ${measured.slopeMsPerHour.toFixed(2)} ms per hour (least squares: ${(measured.slopeMsPerHour * (run.roomSec / 3600)).toFixed(2)} ms over the room); last quarter's mean minus the first's ${measured.lastMinusFirstQuarterMs.toFixed(1)} ms`);
   console.log(`  mark spacing           worst ${measured.worstSpacingErrorMs.toFixed(1)} ms off the room's, in file time`);
@@ -119,6 +119,7 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
   const problems: string[] = [];
   if (measured.missing.length > 0 || withOffset < expected) problems.push(`${expected - withOffset} of ${expected} marks not measured`);
   if (measured.unexpected.length > 0) problems.push(`${measured.unexpected.length} flashes at no mark of the room`);
+  if (measured.unexpectedBeeps.length > 0) problems.push(`${measured.unexpectedBeeps.length} beeps at no mark of the room`);
   if (measured.worstOffsetMs > MAX_OFFSET_MS) problems.push(`worst |offset| ${measured.worstOffsetMs.toFixed(1)} ms > ${MAX_OFFSET_MS} ms`);
   if (Math.abs(measured.durationErrorPercent) > MAX_DURATION_ERROR_PERCENT) problems.push(`duration off by ${measured.durationErrorPercent.toFixed(3)}% > ${MAX_DURATION_ERROR_PERCENT}%`);
   if (run.recording.droppedFrames > 0) problems.push(`${run.recording.droppedFrames} frames dropped`);

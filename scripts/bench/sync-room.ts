@@ -182,6 +182,8 @@ export interface SyncMeasurement {
   missing: number[];
   /** Flashes in the files that match no mark of the room (room time, s). */
   unexpected: number[];
+  /** Beeps in the files that match no mark of the room (room time, s): sound where there should be silence. */
+  unexpectedBeeps: number[];
   /** Marks at a cut between pieces (or at the very start), not measured. */
   atCuts: number[];
   /** Consecutive marks of one piece: (distance in the file) − (distance in the room), ms, worst. */
@@ -209,6 +211,7 @@ export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 
   const pieces: MeasuredPiece[] = [];
   const marks: MeasuredMark[] = [];
   const unexpected: number[] = [];
+  const unexpectedBeeps: number[] = [];
   const atCuts: number[] = [];
   const measurable: number[] = [];
   let worstSpacingErrorMs = 0;
@@ -222,6 +225,10 @@ export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 
       if (at < startRoomSec - CUT_MARGIN_SEC || at > endRoomSec) continue;
       if (at < startRoomSec + CUT_MARGIN_SEC || at > endRoomSec - CUT_MARGIN_SEC) atCuts.push(at);
       else measurable.push(at);
+    }
+    for (const beep of found.beeps) {
+      const placed = startRoomSec + beep;
+      if (!made.some((at) => Math.abs(at - placed) <= MATCH_SEC)) unexpectedBeeps.push(placed);
     }
     let previous: MeasuredMark | undefined;
     for (const flash of found.flashes) {
@@ -255,6 +262,7 @@ export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 
     marks,
     missing: measurable.filter((at) => !seen.has(at)),
     unexpected,
+    unexpectedBeeps,
     atCuts: [...new Set(atCuts)],
     worstSpacingErrorMs,
     worstOffsetMs: offsets.reduce((worst, mark) => Math.max(worst, Math.abs(mark.offsetMs)), 0),

@@ -229,6 +229,8 @@ export async function syncMarks(bytes: Buffer, extension: string): Promise<{ fla
   return withTemporaryFile(bytes, `recording.${extension}`, (file) => syncMarksOfFile(file));
 }
 
+const BEEP_WINDOW_S = 10;
+
 /**
  * syncMarks of a file on disk, whose path must need no escaping in a lavfi graph (no ':', ',',
  * quotes or brackets). `timeoutMs` for each of the two ffprobe runs: hours of recording take minutes.
@@ -248,8 +250,27 @@ export async function syncMarksOfFile(file: string, timeoutMs = 120_000): Promis
     if (isWhite && !white) flashes.push(Number(frame.pts_time));
     white = isWhite;
   }
-  const sound = await read(`amovie=${file},silencedetect=n=-30dB:d=0.05`, 'frame_tags=lavfi.silence_end');
-  const beeps = sound.map((frame) => frame.tags?.['lavfi.silence_end']).filter((end): end is string => end !== undefined).map(Number);
+  // silencedetect writes its times with 6 significant digits: 1 ms apart past 100 s, 10 ms past
+  // 1000 s. So it is given timestamps modulo BEEP_WINDOW_S, and the windows are counted back in.
+  const sound = await read(
+    `amovie=${file},asetpts=PTS-floor(PTS*TB/${BEEP_WINDOW_S})*${BEEP_WINDOW_S}/TB,silencedetect=n=-30dB:d=0.05`,
+    'frame=pts_time:frame_tags=lavfi.silence_end',
+  );
+  const beeps: number[] = [];
+  let windows = 0;
+  let previous = -Infinity;
+  for (const frame of sound) {
+    const pts = Number(frame.pts_time);
+    if (pts < previous) windows++;
+    previous = pts;
+    const end = frame.tags?.['lavfi.silence_end'];
+    if (end === undefined) continue;
+    // The end may lie in the window before this frame's start, or (hardly) after it.
+    let at = Number(end);
+    if (at - pts > BEEP_WINDOW_S / 2) at -= BEEP_WINDOW_S;
+    else if (pts - at > BEEP_WINDOW_S / 2) at += BEEP_WINDOW_S;
+    beeps.push(windows * BEEP_WINDOW_S + at);
+  }
   return { flashes, beeps };
 }
 

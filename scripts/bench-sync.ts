@@ -73,7 +73,7 @@ async function main(values: CliValues<typeof benchSyncCli.options>): Promise<num
     });
     log(`recorded in ${run.wallSec.toFixed(1)} s; reading the ${run.files.length} stored file(s) with ffprobe…`);
     const measureStart = performance.now();
-    const measured = await measureSync(run);
+    const measured = await measureSync(run, { pieceSec: pieceMinutes === undefined ? undefined : pieceMinutes * 60 });
     const measureSec = (performance.now() - measureStart) / 1000;
     const problems = report(run, measured, measureSec);
     if (values.keep) console.log(`\nstored files kept in ${dir}`);
@@ -102,10 +102,14 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
   const worstPlacement = measured.marks.reduce((worst, mark) => Math.max(worst, Math.abs(mark.placementMs)), 0);
   console.log('\nsummary');
   console.log(`  marks measured         ${withOffset} of ${expected} expected (missing: ${measured.missing.length ? measured.missing.join(', ') + ' s' : 'none'}; unexpected flashes: ${measured.unexpected.length}, beeps: ${measured.unexpectedBeeps.length}; at cuts or the start, not measurable: ${measured.atCuts.length})`);
-  console.log(`  worst |offset|         ${measured.worstOffsetMs.toFixed(1)} ms (limit ${MAX_OFFSET_MS} ms); mean ${measured.meanOffsetMs.toFixed(1)} ms`);
+  console.log(`  worst |offset|         ${measured.worstOffsetMs.toFixed(2)} ms (limit ${MAX_OFFSET_MS} ms); mean ${measured.meanOffsetMs.toFixed(2)} ms`);
   console.log(`  trend                  ${measured.slopeMsPerHour.toFixed(2)} ms per hour (least squares: ${(measured.slopeMsPerHour * (run.roomSec / 3600)).toFixed(2)} ms over the room); last quarter's mean minus the first's ${measured.lastMinusFirstQuarterMs.toFixed(1)} ms`);
   console.log(`  mark spacing           worst ${measured.worstSpacingErrorMs.toFixed(1)} ms off the room's, in file time`);
-  console.log(`  marks in room time     worst ${worstPlacement.toFixed(1)} ms off (by the stored files' durations)`);
+  console.log(`  marks in room time     worst ${worstPlacement.toFixed(1)} ms off (placed by the durations of the files before theirs; each file begins with the AAC encoder's delay, 1024 samples, which its fragmented MP4 does not trim)`);
+  if (measured.pieces.length > 1) {
+    const worstInPiece = measured.marks.reduce((worst, mark) => Math.max(worst, Math.abs(mark.inPieceMs)), 0);
+    console.log(`  marks in their piece   worst ${worstInPiece.toFixed(1)} ms off (piece n from n × the piece length of room time)`);
+  }
   console.log(`  stored duration        ${measured.totalSec.toFixed(3)} s in ${measured.pieces.length} file(s) (ffprobe) vs the room's ${measured.roomSec.toFixed(3)} s: ${measured.durationErrorPercent >= 0 ? '+' : ''}${measured.durationErrorPercent.toFixed(4)}% (${((measured.totalSec - measured.roomSec) * 1000).toFixed(0)} ms)`);
   for (const [index, piece] of measured.pieces.entries()) {
     const streams = piece.media.streams.map((stream) => `${stream.type} ${stream.codec} ${stream.frames} frames ${stream.duration?.toFixed(3) ?? '?'} s`).join(', ');

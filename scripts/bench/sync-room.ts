@@ -161,6 +161,8 @@ export interface MeasuredMark {
   fileSec: number;
   /** Where the flash is in room time by the stored files (the pieces before + fileSec) minus roomSec, ms. */
   placementMs: number;
+  /** Where the flash is in its file minus where the room's mark falls in it, piece n starting at n × the piece length, ms. */
+  inPieceMs: number;
   /** The nearest beep minus the flash, ms; null: no beep within half a second. */
   offsetMs: number | null;
 }
@@ -204,7 +206,7 @@ const MATCH_SEC = 0.5;
 /** Marks this close to a piece's start or end are at a cut (the beep's start may be cut off). */
 const CUT_MARGIN_SEC = 0.5;
 
-export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 'roomSec'>, options: { timeoutMs?: number } = {}): Promise<SyncMeasurement> {
+export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 'roomSec'>, options: { timeoutMs?: number; pieceSec?: number } = {}): Promise<SyncMeasurement> {
   const timeoutMs = options.timeoutMs ?? 600_000;
   const first = Math.min(...run.scenario.anchors.map((anchor) => anchor.joinAt));
   const made = roomMarks(run.scenario).map((at) => at - first);
@@ -245,6 +247,7 @@ export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 
         piece: index,
         fileSec: flash,
         placementMs: (placed - mark) * 1000,
+        inPieceMs: (flash - (mark - index * (options.pieceSec ?? 0))) * 1000,
         offsetMs: Math.abs(beep - flash) <= MATCH_SEC ? (beep - flash) * 1000 : null,
       };
       if (previous) worstSpacingErrorMs = Math.max(worstSpacingErrorMs, Math.abs((flash - previous.fileSec - (mark - previous.roomSec)) * 1000));

@@ -116,6 +116,8 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
     if (measured.pieces.length > 1 || index === 0) console.log(`    file ${index}: ${piece.durationSec.toFixed(3)} s from room ${piece.startRoomSec.toFixed(3)} s — ${streams}`);
   }
   console.log(`  dropped frames         ${run.recording.droppedFrames}`);
+  const failed = run.recording.pieces.filter((piece) => piece.error);
+  for (const piece of failed) console.log(`  piece ${piece.index} failed       ${piece.error}`);
   console.log(`  wall time              ${run.wallSec.toFixed(1)} s recording (${(run.roomSec / run.wallSec).toFixed(1)}x real time), ${measureSec.toFixed(1)} s ffprobe`);
   if (run.clock) console.log(`  virtual clock          ${run.clock.steps} steps; waited for ffmpeg ${run.clock.waits} times, ${(run.clock.waitedMs / 1000).toFixed(1)} s in all`);
   else console.log('  clock                  real');
@@ -127,6 +129,7 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
   if (measured.worstOffsetMs > MAX_OFFSET_MS) problems.push(`worst |offset| ${measured.worstOffsetMs.toFixed(1)} ms > ${MAX_OFFSET_MS} ms`);
   if (Math.abs(measured.durationErrorPercent) > MAX_DURATION_ERROR_PERCENT) problems.push(`duration off by ${measured.durationErrorPercent.toFixed(3)}% > ${MAX_DURATION_ERROR_PERCENT}%`);
   if (run.recording.droppedFrames > 0) problems.push(`${run.recording.droppedFrames} frames dropped`);
+  if (failed.length > 0) problems.push(`${failed.length} piece(s) failed (what their encoder wrote before is stored)`);
   return problems;
 }
 

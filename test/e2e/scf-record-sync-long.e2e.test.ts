@@ -47,6 +47,8 @@ async function recordAndCheck(name: string, { options, pictures }: Case) {
   const roomSec = options.minutes * 60;
   const expectedFiles = Number.isFinite(pieceSec) ? Math.ceil(roomSec / pieceSec) : 1;
   expect(run.files, name).toHaveLength(expectedFiles);
+  // Every encoder's output was read to its end.
+  expect(run.recording.pieces.map((piece) => piece.error ?? 'ok'), name).toEqual(run.files.map(() => 'ok'));
 
   const presences = options.leaveAtSec === undefined ? [{ from: 0, to: roomSec }] : [{ from: 0, to: options.leaveAtSec }, { from: options.returnAtSec!, to: roomSec }];
   const marks = presences.flatMap(({ from, to }) => Array.from({ length: Math.ceil((to - from) / SYNC_MARK_SECONDS) }, (_, i) => from + i * SYNC_MARK_SECONDS));
@@ -117,5 +119,18 @@ describe('A/V sync held over a long room, on the virtual clock', () => {
     // The pictures: the anchor's before and after, and the time away as two black ones (vfr).
     const offsets = await recordAndCheck('leave and return', { options: { minutes: 4, leaveAtSec: 65, returnAtSec: 98 }, pictures: (65 + (240 - 98)) * FPS + 2 });
     expect(offsets.filter(({ roomSec }) => roomSec >= 98).map(({ roomSec }) => roomSec)).toEqual([98, 108, 118, 128, 138, 148, 158, 168, 178, 188, 198, 208, 218, 228, 238]);
+  });
+
+  /*
+   * KNOWN BUG, not fixed here (the encoder's arguments are being reworked elsewhere): away for
+   * more than about 175 s, the file ends where the anchor left. The time away is one fragment
+   * (its two black pictures are the only video), whose moof lists every AAC frame of it; past
+   * ffmpeg's 32 KB output buffer, the muxer cannot go back on a pipe to write the moof's size and
+   * leaves 0, and the recorder's MP4 reader stops there ("MP4 box 'moof' has size 0"). Measured:
+   * 170 s away is whole, 180 s is cut. `-frag_duration 2000000` (at most 2 s per fragment, as
+   * KEYFRAME_SECONDS) fixes it; when it is in, this fails: make it an ordinary `it`.
+   */
+  it.fails('an anchor away for over three minutes: the recording goes on after the return (known bug: it stops at leaving)', async () => {
+    await recordAndCheck('long absence', { options: { minutes: 5, leaveAtSec: 30, returnAtSec: 230 }, pictures: (30 + 70) * FPS + 2 });
   });
 });

@@ -98,12 +98,13 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
   for (const [minute, row] of [...byMinute].sort(([a], [b]) => a - b)) console.log(`  min ${String(minute).padStart(3)}: ${row.join('  ')}`);
 
   const expected = measured.marks.length + measured.missing.length;
+  const missingText = measured.missing.length > 8 ? `${measured.missing.length}, from ${measured.missing[0]} s` : measured.missing.length ? `${measured.missing.join(', ')} s` : 'none';
   const withOffset = measured.marks.filter((mark) => mark.offsetMs !== null).length;
   const worstPlacement = measured.marks.reduce((worst, mark) => Math.max(worst, Math.abs(mark.placementMs)), 0);
   console.log('\nsummary');
-  console.log(`  marks measured         ${withOffset} of ${expected} expected (missing: ${measured.missing.length ? measured.missing.join(', ') + ' s' : 'none'}; unexpected flashes: ${measured.unexpected.length}, beeps: ${measured.unexpectedBeeps.length}; at cuts or the start, not measurable: ${measured.atCuts.length})`);
+  console.log(`  marks measured         ${withOffset} of ${expected} expected (missing: ${missingText}; unexpected flashes: ${measured.unexpected.length}, beeps: ${measured.unexpectedBeeps.length}; at cuts or the start, not measurable: ${measured.atCuts.length})`);
   console.log(`  worst |offset|         ${measured.worstOffsetMs.toFixed(2)} ms (limit ${MAX_OFFSET_MS} ms); mean ${measured.meanOffsetMs.toFixed(2)} ms`);
-  console.log(`  trend                  ${measured.slopeMsPerHour.toFixed(2)} ms per hour (least squares: ${(measured.slopeMsPerHour * (run.roomSec / 3600)).toFixed(2)} ms over the room); last quarter's mean minus the first's ${measured.lastMinusFirstQuarterMs.toFixed(1)} ms`);
+  console.log(`  trend                  ${measured.slopeMsPerHour.toFixed(2)} ms per hour (least squares: ${(measured.slopeMsPerHour * (run.roomSec / 3600)).toFixed(2)} ms over the room); last quarter's mean minus the first's ${Number.isNaN(measured.lastMinusFirstQuarterMs) ? 'n/a (no marks in a quarter)' : `${measured.lastMinusFirstQuarterMs.toFixed(1)} ms`}`);
   console.log(`  mark spacing           worst ${measured.worstSpacingErrorMs.toFixed(1)} ms off the room's, in file time`);
   console.log(`  marks in room time     worst ${worstPlacement.toFixed(1)} ms off (placed by the durations of the files before theirs; each file begins with the AAC encoder's delay, 1024 samples, which its fragmented MP4 does not trim)`);
   if (measured.pieces.length > 1) {

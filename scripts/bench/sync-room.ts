@@ -256,6 +256,8 @@ export async function measureSync(run: Pick<SyncRoomRun, 'files' | 'scenario' | 
     }
     startRoomSec = endRoomSec;
   }
+  // Marks the room made after the files end (a recording cut short) are missing too.
+  for (const at of made) if (at > startRoomSec) measurable.push(at);
   const seen = new Set(marks.map((mark) => mark.roomSec));
   const offsets = marks.filter((mark) => mark.offsetMs !== null) as Array<MeasuredMark & { offsetMs: number }>;
   const totalSec = startRoomSec;

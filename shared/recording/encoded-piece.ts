@@ -67,14 +67,16 @@ const ENCODER_LIMITS = {
 } as const;
 
 /**
- * How far behind a VirtualClock lets the encoder fall before it waits (see inputPending). The
- * encoder takes hardly any pictures until it has about 2 s of audio (measured with the bundled
- * ffmpeg: 1 s of audio and 40 pictures written, it took 1-2 of them; 2.5 s, all 40), so the video may
- * be behind by more than that; the audio by less than audioBacklogMs, beyond which it is dropped.
- * At 320x240 15 fps 3 s of pictures is 5 MB, well under videoBacklogBytes; at 640x360 and above
- * it is more, and the recorder may then drop pictures (counted, as always) at a piece's start.
+ * How far behind a VirtualClock lets the encoder fall before it waits (see inputPending): a few
+ * pictures (far under videoBacklogBytes at any size) once the encoder is under way, audio well under
+ * audioBacklogMs. Starting, the encoder takes hardly any pictures until it has about 2 s of audio
+ * (measured with the bundled ffmpeg: given 40 pictures and 1 s of audio at once it took 1-2 of the
+ * pictures, given 2.5 s of audio all 40): over a piece's first startupMs the pictures may wait up
+ * to startupMs, so time moves on and brings the audio. At 320x240 that is 5 MB, under
+ * videoBacklogBytes; at 720p it is not, and the recorder drops pictures at a piece's start (as in
+ * real time, a few).
  */
-const VIRTUAL_CLOCK_SLACK = { videoMs: 3_000, audioMs: 500 } as const;
+const VIRTUAL_CLOCK_SLACK = { videoFrames: 3, audioMs: 500, startupMs: 3_000 } as const;
 
 export class EncodedPiece {
   readonly index: number;
@@ -153,7 +155,9 @@ export class EncodedPiece {
     const behind: Duplex[] = [];
     if (video && pipes.video !== undefined) {
       const pipe = this.pipe(pipes.video);
-      if (pipe.writableLength > (i420Size(video.width, video.height) * video.fps * VIRTUAL_CLOCK_SLACK.videoMs) / 1000) behind.push(pipe);
+      const starting = audio !== undefined && this.lastVideoMs - this.videoStartMs < VIRTUAL_CLOCK_SLACK.startupMs;
+      const slackFrames = starting ? (video.fps * VIRTUAL_CLOCK_SLACK.startupMs) / 1000 : VIRTUAL_CLOCK_SLACK.videoFrames;
+      if (pipe.writableLength > i420Size(video.width, video.height) * slackFrames) behind.push(pipe);
     }
     if (audio && pipes.audio !== undefined) {
       const pipe = this.pipe(pipes.audio);

@@ -1,3 +1,4 @@
+import { realClock, type Clock, type ClockTimer } from '../clock';
 import type { Logger } from '../log';
 import { blackI420, convertPcm, scaleI420 } from '../media/raw-media';
 import type { ImageDirectory } from '../outputs/images/image-files';
@@ -21,9 +22,14 @@ export interface AnchorRecorderOptions {
   /** Used when no video frame arrives within `videoWaitMs` (the camera is off). */
   fallbackVideoSize?: { width: number; height: number };
   videoWaitMs?: number;
-  /** Monotonic ms; injectable for tests and benchmarks (with clockTickMs, to run faster than real time). */
+  /**
+   * The clock the timeline runs on (real time by default). A VirtualClock runs it faster than real
+   * time, deterministically: it waits for the encoder to take each picture before moving on.
+   */
+  clock?: Clock;
+  /** Monotonic ms; injectable for tests and benchmarks (with clockTickMs, to run faster than real time). The clock's by default. */
   now?: () => number;
-  /** How often the clock looks at the time (real ms); one frame interval by default. */
+  /** How often the clock looks at the time (ms of the clock); one frame interval by default. */
   clockTickMs?: number;
   /** Each piece of the recording is at most this long (ms of recording); unlimited when absent. */
   maxPieceMs?: number;
@@ -58,6 +64,11 @@ const TIMING = {
   audioTickMs: 20,
   /** Audio kept while waiting for the first picture: 10 s of TRTC's 20 ms frames. */
   pendingAudioFrames: 500,
+  /**
+   * After an anchor is back, its audio is queued rather than dropped while the encoder takes the
+   * silence for the time away, for at most this long (about 1 MB of 48 kHz mono).
+   */
+  catchUpMs: 10_000,
 } as const;
 
 /**
@@ -95,8 +106,14 @@ export class AnchorRecorder {
   private pendingAudio: AudioFrame[] = [];
   /** Converted audio that arrived ahead of the clock (see writeAudio). */
   private heldAudio: Buffer[] = [];
-  private clock: NodeJS.Timeout | undefined;
-  private startTimer: NodeJS.Timeout | undefined;
+  /** Samples of audio not written because the encoder was behind: silence in their place, before the audio after them. */
+  private owedAudioSamples = 0;
+  /** Until then (elapsed ms) audio is not dropped as congested: the encoder is taking the time away (see back()). */
+  private catchUpUntilMs = -Infinity;
+  private readonly timeSource: Clock;
+  private clock: ClockTimer | undefined;
+  private startTimer: ClockTimer | undefined;
+  private removeIdleCheck: (() => void) | undefined;
   private stopping: Promise<AnchorRecording> | undefined;
   private snapshotDir: ImageDirectory | undefined;
   /** The anchor left the room: nothing is written until it is back. */
@@ -106,7 +123,8 @@ export class AnchorRecorder {
     this.tracks = modeTracks(options.mode);
     this.pipes = recordingPipes(this.tracks);
     this.fps = options.videoFps ?? 15;
-    this.now = options.now ?? (() => performance.now());
+    this.timeSource = options.clock ?? realClock;
+    this.now = options.now ?? this.timeSource.now;
   }
 
   videoFrame(frame: VideoFrame): void {
@@ -147,21 +165,35 @@ export class AnchorRecorder {
     this.away = true;
   }
 
-  /** The anchor is back: the time away becomes black and silence, written at once. */
+  /**
+   * The anchor is back: the time away becomes black and silence, written at once. Pictures and
+   * sound resume together at the tick nearest to now (as any picture is shown at the tick nearest
+   * its arrival): what arrives together stays together.
+   */
   private back(): void {
     if (!this.away) return;
     this.away = false;
     if (!this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
-      // One black picture from just after the anchor left: it lasts until the next one.
+      // Black from just after the anchor left: one picture then, and another just before it is
+      // back, so the encoder has pictures up to here and takes the silence at once (it takes no
+      // audio past its latest picture).
       const { width, height } = this.videoFormat;
-      const resumeTick = Math.floor((elapsed * this.fps) / 1000);
-      if (resumeTick > this.lastTick + 1) this.writeVideoFrame((this.blackPicture ??= blackI420(width, height)), this.lastTick + 1);
+      const black = (this.blackPicture ??= blackI420(width, height));
+      const resumeTick = Math.round((elapsed * this.fps) / 1000);
+      if (resumeTick > this.lastTick + 1) this.writeVideoFrame(black, this.lastTick + 1);
+      if (resumeTick > this.lastTick + 2) this.writeVideoFrame(black, resumeTick - 1);
       this.lastTick = Math.max(this.lastTick, resumeTick - 1);
     }
-    // Audio that arrived ahead of the clock before leaving goes first, then silence for the time away.
-    if (this.audioFormat) this.fillAudioTo(this.audioReleasableSamples());
+    if (this.audioFormat) {
+      // Audio that arrived ahead of the clock before leaving goes first, then silence for the time
+      // away (audio not written before leaving, while the encoder was behind, is in it). Until the
+      // encoder has taken it, the audio arriving now is queued, not dropped as congested.
+      this.fillAudioTo(this.audioReleasableSamples());
+      this.owedAudioSamples = 0;
+      this.catchUpUntilMs = elapsed + TIMING.catchUpMs;
+    }
   }
 
   /** Ends the recording: pads to the current room time, closes the encoder, stores what is left. */
@@ -176,12 +208,12 @@ export class AnchorRecorder {
     this.startedAtWall = Date.now();
     // With video, wait a moment for the first picture to learn its size.
     if (this.tracks.video) {
-      this.startTimer = setTimeout(() => this.piece || this.start(undefined), this.options.videoWaitMs ?? 3_000);
+      this.startTimer = this.timeSource.setTimeout(() => this.piece || this.start(undefined), this.options.videoWaitMs ?? 3_000);
     }
   }
 
   private start(firstPictureSize: { width: number; height: number } | undefined): void {
-    clearTimeout(this.startTimer);
+    this.timeSource.clearTimer(this.startTimer);
     const size = firstPictureSize ?? this.options.fallbackVideoSize ?? { width: 640, height: 360 };
     this.videoFormat = this.tracks.video ? { ...size, fps: this.fps } : undefined;
     const firstAudio = this.pendingAudio[0];
@@ -201,7 +233,9 @@ export class AnchorRecorder {
       this.lastTick = 0;
     }
     for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
-    this.clock = setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : TIMING.audioTickMs));
+    // A virtual clock moves on only once the current piece's encoder has taken what it was given.
+    this.removeIdleCheck = this.timeSource.addIdleCheck(() => this.piece?.inputPending());
+    this.clock = this.timeSource.setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : TIMING.audioTickMs));
     this.tick();
   }
 
@@ -258,7 +292,9 @@ export class AnchorRecorder {
     if (this.away || !this.piece) return;
     const elapsed = this.elapsedMs();
     if (this.videoFormat) {
-      const tick = Math.floor((elapsed * this.fps) / 1000);
+      // A tick is handled once half a frame has passed its time: its picture is the one that arrived
+      // nearest to that time (see pictureForTick), so one arriving just after it is not left to the next.
+      const tick = Math.floor((elapsed * this.fps) / 1000 - 0.5);
       if (tick > this.lastTick) {
         this.rotateIfDue(tick);
         // Behind: this picture is not sent; the one before lasts longer. Late timers skip ticks the same way.
@@ -301,9 +337,10 @@ export class AnchorRecorder {
 
 
   /**
-   * The picture a tick shows: the newest that had arrived by the tick's time, give or take half a
-   * frame. A tick whose timer fires late must not show the picture of the next tick (it would put
-   * every picture one frame early against the audio).
+   * The picture a tick shows: the newest that had arrived by half a frame after the tick's time (the
+   * tick is handled no sooner, see tick()). A tick whose timer fires late must not show the picture
+   * of the next tick (it would put every picture one frame early against the audio); one handled
+   * on time must not miss a picture that came a moment after its time (one frame late).
    */
   private pictureForTick(tick: number): Buffer {
     const dueAt = this.startedAt! + this.msOfTick(tick) + 500 / this.fps;
@@ -334,7 +371,18 @@ export class AnchorRecorder {
    */
   private writeAudio(frame: AudioFrame): void {
     const format = this.audioFormat!;
-    if (this.piece!.audioCongested()) return; // its time is filled with silence once the encoder catches up
+    const congested = this.piece!.audioCongested();
+    if (!congested) this.catchUpUntilMs = -Infinity;
+    if (congested && this.elapsedMs() >= this.catchUpUntilMs) {
+      // Not written, but its time is kept: silence takes its place once the encoder catches up, so
+      // the audio after it is not written early (a gap under TIMING.audioGapMs is never filled).
+      this.owedAudioSamples += Math.round((frame.data.length / 2 / frame.channels) * (format.sampleRate / frame.sampleRate));
+      return;
+    }
+    if (this.owedAudioSamples > 0) {
+      this.heldAudio.push(...this.silenceParts(this.owedAudioSamples));
+      this.owedAudioSamples = 0;
+    }
     const pcm = convertPcm(frame.data, frame, format);
     const heldSamples = this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / format.channels;
     if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
@@ -365,19 +413,31 @@ export class AnchorRecorder {
   /** The recording's audio up to `untilSamples`: held audio first, silence for the rest. */
   private fillAudioTo(untilSamples: number): void {
     this.releaseAudio(untilSamples);
-    if (untilSamples > this.audioSamplesWritten) this.writeSilence(untilSamples - this.audioSamplesWritten);
+    if (untilSamples > this.audioSamplesWritten) {
+      const gap = untilSamples - this.audioSamplesWritten;
+      // The time of audio not written while the encoder was behind is in this gap: no longer owed.
+      this.owedAudioSamples = Math.max(0, this.owedAudioSamples - gap);
+      this.writeSilence(gap);
+    }
   }
 
   private writeSilence(samples: number): void {
+    const frameBytes = this.audioFormat!.channels * 2;
+    for (const part of this.silenceParts(samples)) this.piece!.writeAudio(part, part.length / frameBytes);
+    this.audioSamplesWritten += samples;
+  }
+
+  /** `samples` of silence, as parts of one shared second: by reference, so a long gap costs no memory. */
+  private silenceParts(samples: number): Buffer[] {
     const format = this.audioFormat!;
     const frameBytes = format.channels * 2;
-    // One shared second of silence, written by reference: a long gap costs no memory.
     const second = (this.silence ??= Buffer.alloc(format.sampleRate * frameBytes));
+    const parts: Buffer[] = [];
     for (let left = samples; left > 0; left -= format.sampleRate) {
       const part = Math.min(left, format.sampleRate);
-      this.piece!.writeAudio(part === format.sampleRate ? second : second.subarray(0, part * frameBytes), part);
+      parts.push(part === format.sampleRate ? second : second.subarray(0, part * frameBytes));
     }
-    this.audioSamplesWritten += samples;
+    return parts;
   }
 
   private samplesFor(ms: number): number {
@@ -385,10 +445,11 @@ export class AnchorRecorder {
   }
 
   private async finish(): Promise<AnchorRecording> {
-    clearTimeout(this.startTimer);
+    this.timeSource.clearTimer(this.startTimer);
     if (!this.piece && this.startedAt !== undefined && !this.away) this.start(undefined);
     if (!this.piece) return { userId: this.options.userId, pieces: [], droppedFrames: 0, error: 'no media was received' };
-    clearInterval(this.clock);
+    this.timeSource.clearTimer(this.clock);
+    this.removeIdleCheck?.();
     this.tick();
     // The end: audio dropped while the encoder was behind becomes silence, so both tracks end together.
     if (this.audioFormat && !this.away) this.fillAudioTo(this.audioReleasableSamples());

@@ -66,6 +66,18 @@ const ENCODER_LIMITS = {
   finishGraceMs: 30_000,
 } as const;
 
+/**
+ * How far behind a VirtualClock lets the encoder fall before it waits (see inputPending): a few
+ * pictures (far under videoBacklogBytes at any size) once the encoder is under way, audio well under
+ * audioBacklogMs. Starting, the encoder takes hardly any pictures until it has about 2 s of audio
+ * (measured with the bundled ffmpeg: given 40 pictures and 1 s of audio at once it took 1-2 of the
+ * pictures, given 2.5 s of audio all 40): over a piece's first startupMs the pictures may wait up
+ * to startupMs, so time moves on and brings the audio. At 320x240 that is 5 MB, under
+ * videoBacklogBytes; at 720p it is not, and the recorder drops pictures at a piece's start (as in
+ * real time, a few).
+ */
+const VIRTUAL_CLOCK_SLACK = { videoFrames: 3, audioMs: 500, startupMs: 3_000 } as const;
+
 export class EncodedPiece {
   readonly index: number;
   readonly startedAt: number;
@@ -131,6 +143,37 @@ export class EncodedPiece {
   audioCongested(): boolean {
     const format = this.options.audio!;
     return this.pipe(this.options.pipes.audio!).writableLength > (format.sampleRate * format.channels * 2 * ENCODER_LIMITS.audioBacklogMs) / 1000;
+  }
+
+  /**
+   * For a VirtualClock (see shared/clock.ts), which must not run ahead of the encoder: while the
+   * encoder is behind by more than VIRTUAL_CLOCK_SLACK on an input, a promise resolved once it has
+   * taken all that was written there (or the pipe is gone); undefined otherwise.
+   */
+  inputPending(): Promise<void> | undefined {
+    const { video, audio, pipes } = this.options;
+    const behind: Duplex[] = [];
+    if (video && pipes.video !== undefined) {
+      const pipe = this.pipe(pipes.video);
+      const starting = audio !== undefined && this.lastVideoMs - this.videoStartMs < VIRTUAL_CLOCK_SLACK.startupMs;
+      const slackFrames = starting ? (video.fps * VIRTUAL_CLOCK_SLACK.startupMs) / 1000 : VIRTUAL_CLOCK_SLACK.videoFrames;
+      if (pipe.writableLength > i420Size(video.width, video.height) * slackFrames) behind.push(pipe);
+    }
+    if (audio && pipes.audio !== undefined) {
+      const pipe = this.pipe(pipes.audio);
+      if (pipe.writableLength > (audio.sampleRate * audio.channels * 2 * VIRTUAL_CLOCK_SLACK.audioMs) / 1000) behind.push(pipe);
+    }
+    const waiting = behind.filter((pipe) => pipe.writableNeedDrain && !pipe.writableEnded && !pipe.destroyed);
+    if (waiting.length === 0) return undefined;
+    const drained = (pipe: Duplex) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          pipe.off('drain', done).off('close', done).off('error', done);
+          resolve();
+        };
+        pipe.on('drain', done).on('close', done).on('error', done);
+      });
+    return Promise.all(waiting.map(drained)).then(() => undefined);
   }
 
   /** Ends the encoder's input; it finishes and the upload completes on their own (see done). */

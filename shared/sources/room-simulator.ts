@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import * as z from 'zod';
+import { realClock, type Clock, type ClockTimer } from '../clock';
 import { MediaError, ValidationError } from '../errors';
 import { resolveFfmpegPath } from '../ffmpeg/binary';
 import { FfmpegProcess } from '../ffmpeg/supervisor';
@@ -8,8 +8,10 @@ import { isSubscribed, type RoomExitReason, type RoomListener, type RoomSource, 
 
 /*
  * A scripted TRTC room for tests and local runs (`--room sim:@scenario.json`). Times are
- * seconds from entering, and they are real: the recorder keeps the room's timing, so the
- * simulator never runs faster than the clock.
+ * seconds from entering, on the room's clock: real time unless a VirtualClock is given (benchmarks
+ * and tests that run hours of room faster than real time; the frames are still real ffmpeg output,
+ * and the clock waits for each one — see shared/clock.ts). The recorder keeps the room's timing,
+ * so the simulator never runs ahead of the clock.
  *
  *   {"anchors":[{"userId":"alice","audio":true,"video":true,"joinAt":0,"leaveAt":null}],
  *    "end":{"at":10,"reason":"dismissed"}}
@@ -141,8 +143,8 @@ export type RoomSimulator = RoomSource & {
   readonly usage: ReadonlyMap<string, { feeds: number; frames: number }>;
 };
 
-export function createRoomSimulator(scenario: RoomScenario, options: { ffmpegPath?: string } = {}): RoomSimulator {
-  return new ScriptedRoom(scenario, resolveFfmpegPath(options.ffmpegPath));
+export function createRoomSimulator(scenario: RoomScenario, options: { ffmpegPath?: string; clock?: Clock } = {}): RoomSimulator {
+  return new ScriptedRoom(scenario, resolveFfmpegPath(options.ffmpegPath), options.clock ?? realClock);
 }
 
 interface FeedOptions {
@@ -152,6 +154,8 @@ interface FeedOptions {
   frameBytes: number;
   /** Room-clock spacing of frames. */
   periodMs: number;
+  /** The room's clock; `now` is room time (ms from entering). */
+  clock: Clock;
   now: () => number;
   deliver: (data: Buffer, timestampMs: number) => void;
   /** ffmpeg ended without being stopped. */
@@ -168,8 +172,11 @@ class RawFrameFeed {
   /** fd 3, as stdout carries the supervisor's -progress. */
   private readonly media: Duplex;
   private schedule: { startMs: number; untilMs: number; delivered: number } | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   private stopped = false;
+  /** While a frame is due and ffmpeg has not written it yet: resolved when it has, or we pause. */
+  private awaitingFrame: { promise: Promise<void>; resolve: () => void } | undefined;
+  private readonly removeIdleCheck: () => void;
 
   constructor(private readonly options: FeedOptions) {
     // Paced by us, a blocked ffmpeg is waiting, not stalled: no watchdog.
@@ -179,8 +186,11 @@ class RawFrameFeed {
       extraPipes: 1,
     });
     this.media = this.ffmpeg.pipe(3);
+    // A virtual clock does not move on while a due frame is still being made.
+    this.removeIdleCheck = options.clock.addIdleCheck(() => this.awaitingFrame?.promise);
     this.closed = this.ffmpeg.exited.then((exit) => {
       this.pause();
+      this.removeIdleCheck();
       if (this.stopped) return;
       options.onFailure(
         exit.spawnError
@@ -202,8 +212,9 @@ class RawFrameFeed {
   /** No more frames until the next play(); ffmpeg waits on the full pipe meanwhile. */
   pause(): void {
     this.schedule = undefined;
-    clearTimeout(this.timer);
+    this.options.clock.clearTimer(this.timer);
     this.media.off('readable', this.pump);
+    this.frameArrived();
   }
 
   /** Nothing to flush: closing our end fails ffmpeg's next write, and the supervisor's signals follow. */
@@ -217,9 +228,15 @@ class RawFrameFeed {
     return this.closed;
   }
 
+  private frameArrived(): void {
+    this.awaitingFrame?.resolve();
+    this.awaitingFrame = undefined;
+  }
+
   private readonly pump = (): void => {
-    clearTimeout(this.timer);
+    this.options.clock.clearTimer(this.timer);
     this.media.off('readable', this.pump);
+    this.frameArrived();
     const schedule = this.schedule;
     // Re-checked each time round: a listener may pause or stop us from inside deliver().
     while (schedule && this.schedule === schedule) {
@@ -231,13 +248,16 @@ class RawFrameFeed {
       const waitMs = dueMs - this.options.now();
       if (waitMs > 0) {
         // Rounded up: Node truncates a fractional delay, which would wake us early.
-        this.timer = setTimeout(this.pump, Math.ceil(waitMs));
+        this.timer = this.options.clock.setTimeout(this.pump, Math.ceil(waitMs));
         return;
       }
       const frame = this.media.read(this.options.frameBytes) as Buffer | null;
       if (frame === null) {
         // ffmpeg is behind (still starting): catch up, on the same timestamps, once it writes.
         this.media.once('readable', this.pump);
+        let resolve!: () => void;
+        const promise = new Promise<void>((done) => (resolve = done));
+        this.awaitingFrame = { promise, resolve };
         return;
       }
       // A short read means the pipe ended: ffmpeg died, and `closed` reports it.
@@ -355,7 +375,7 @@ class ScriptedRoom implements RoomSimulator {
   private enteredAt = 0;
   private timeline: TimelineEvent[] = [];
   private nextEvent = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   /** Feeds not yet closed, including stopped ones still exiting. */
   private readonly feeds = new Set<RawFrameFeed>();
   private teardown: Promise<unknown> = Promise.resolve();
@@ -365,6 +385,7 @@ class ScriptedRoom implements RoomSimulator {
   constructor(
     private readonly scenario: RoomScenario,
     private readonly ffmpegPath: string,
+    private readonly clock: Clock,
   ) {}
 
   async enter(_target: RoomTarget, listener: RoomListener, subscription?: Subscription): Promise<void> {
@@ -372,14 +393,14 @@ class ScriptedRoom implements RoomSimulator {
     this.state = 'in-room';
     this.listener = listener;
     this.subscription = subscription;
-    this.enteredAt = performance.now();
+    this.enteredAt = this.clock.now();
     const looks = [...new Set(this.scenario.anchors.map((anchor) => anchor.userId))];
     const events = this.scenario.anchors.flatMap((anchor) => this.plan(anchor, looks.indexOf(anchor.userId)));
     events.push({ atMs: toMs(this.scenario.end.at), run: () => this.exit(this.scenario.end.reason) });
     // Stable: events at the same time run in the order planned, the room's end last.
     this.timeline = events.sort((a, b) => a.atMs - b.atMs);
     // On a timer, so the first events come after enter() has resolved, as the SDK's do.
-    this.timer = setTimeout(this.advance, 0);
+    this.timer = this.clock.setTimeout(this.advance, 0);
   }
 
   async leave(): Promise<void> {
@@ -391,20 +412,20 @@ class ScriptedRoom implements RoomSimulator {
     this.exit('kicked');
   }
 
-  private readonly now = (): number => performance.now() - this.enteredAt;
+  private readonly now = (): number => this.clock.now() - this.enteredAt;
 
   private readonly advance = (): void => {
     while (this.state === 'in-room' && this.nextEvent < this.timeline.length && this.timeline[this.nextEvent]!.atMs <= this.now()) {
       this.timeline[this.nextEvent++]!.run();
     }
     const next = this.timeline[this.nextEvent];
-    if (this.state === 'in-room' && next) this.timer = setTimeout(this.advance, Math.ceil(next.atMs - this.now()));
+    if (this.state === 'in-room' && next) this.timer = this.clock.setTimeout(this.advance, Math.ceil(next.atMs - this.now()));
   };
 
   private exit(reason: RoomExitReason): void {
     if (this.state !== 'in-room') return;
     this.state = 'out';
-    clearTimeout(this.timer);
+    this.clock.clearTimer(this.timer);
     // stop() pauses synchronously, so no frame follows exited().
     this.teardown = Promise.all([...this.feeds].map((feed) => feed.stop()));
     this.listener.exited(reason);
@@ -494,6 +515,7 @@ class ScriptedRoom implements RoomSimulator {
     const feed = new RawFrameFeed({
       binary: this.ffmpegPath,
       ...media,
+      clock: this.clock,
       now: this.now,
       onFailure: (message) => {
         if (this.state === 'in-room') this.listener.error(SIMULATOR_ERROR_CODE, `room simulator, ${userId}'s ${kind}: ${message}`);

@@ -140,13 +140,22 @@ interface FfprobeOutput {
 
 /** ffprobe (JSON output, errors only) on bytes written to a temporary file; throws when it cannot read them. */
 async function ffprobeBytes(bytes: Buffer, extension: string, args: string[]): Promise<FfprobeOutput> {
+  return withTemporaryFile(bytes, `media.${extension}`, (file) => ffprobeFile(file, args));
+}
+
+async function ffprobeFile(file: string, args: string[], timeoutMs = 120_000): Promise<FfprobeOutput> {
+  const result = await runTracked(ffprobePath, ['-v', 'error', ...args, '-of', 'json', file], timeoutMs);
+  if (result.code !== 0) throw new Error(`ffprobe could not decode ${path.basename(file)} (exit ${result.code}): ${result.stderr.trim()}`);
+  return JSON.parse(result.stdout) as FfprobeOutput;
+}
+
+/** `bytes` as a file named `name` in a fresh temporary directory, removed after `use`. */
+async function withTemporaryFile<T>(bytes: Buffer, name: string, use: (file: string) => Promise<T>): Promise<T> {
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'decode-'));
-  const file = path.join(dir, `media.${extension}`);
+  const file = path.join(dir, name);
   try {
     await fs.promises.writeFile(file, bytes);
-    const result = await runTracked(ffprobePath, ['-v', 'error', ...args, '-of', 'json', file], 120_000);
-    if (result.code !== 0) throw new Error(`ffprobe could not decode ${bytes.length} bytes of ${extension} (exit ${result.code}): ${result.stderr.trim()}`);
-    return JSON.parse(result.stdout) as FfprobeOutput;
+    return await use(file);
   } finally {
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
@@ -165,7 +174,12 @@ export interface DecodedMedia {
 const DECODE_ARGS = ['-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,start_time,duration:format=format_name,duration'];
 
 export async function decodeMedia(bytes: Buffer, extension: string): Promise<DecodedMedia> {
-  return decodedFrom(await ffprobeBytes(bytes, extension, DECODE_ARGS));
+  return withTemporaryFile(bytes, `media.${extension}`, (file) => decodeMediaFile(file));
+}
+
+/** decodeMedia of a file on disk (a recording hours long need not be read into memory). */
+export async function decodeMediaFile(file: string, timeoutMs = 120_000): Promise<DecodedMedia> {
+  return decodedFrom(await ffprobeFile(file, DECODE_ARGS, timeoutMs));
 }
 
 function decodedFrom(json: FfprobeOutput): DecodedMedia {
@@ -211,30 +225,53 @@ export async function firstPictureLuma(bytes: Buffer, extension: string): Promis
  * and when the audio turns loud (silencedetect's silence_end), in seconds of the file's timeline.
  */
 export async function syncMarks(bytes: Buffer, extension: string): Promise<{ flashes: number[]; beeps: number[] }> {
-  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'sync-'));
   // A plain name: the movie filter's argument is itself parsed (':' and ',' would need escaping).
-  const file = path.join(dir, `recording.${extension}`);
-  try {
-    await fs.promises.writeFile(file, bytes);
-    const read = async (graph: string, entries: string) => {
-      const result = await runTracked(ffprobePath, ['-v', 'error', '-f', 'lavfi', '-i', graph, '-show_entries', entries, '-of', 'json'], 120_000);
-      if (result.code !== 0) throw new Error(`ffprobe could not read the sync marks of ${extension}: ${result.stderr.trim()}`);
-      return (JSON.parse(result.stdout) as { frames?: Array<{ pts_time?: string; tags?: Record<string, string> }> }).frames ?? [];
-    };
-    const pictures = await read(`movie=${file},signalstats`, 'frame=pts_time:frame_tags=lavfi.signalstats.YAVG');
-    const flashes: number[] = [];
-    let white = false;
-    for (const frame of pictures) {
-      const isWhite = Number(frame.tags?.['lavfi.signalstats.YAVG']) > 128;
-      if (isWhite && !white) flashes.push(Number(frame.pts_time));
-      white = isWhite;
-    }
-    const sound = await read(`amovie=${file},silencedetect=n=-30dB:d=0.05`, 'frame_tags=lavfi.silence_end');
-    const beeps = sound.map((frame) => frame.tags?.['lavfi.silence_end']).filter((end): end is string => end !== undefined).map(Number);
-    return { flashes, beeps };
-  } finally {
-    await fs.promises.rm(dir, { recursive: true, force: true });
+  return withTemporaryFile(bytes, `recording.${extension}`, (file) => syncMarksOfFile(file));
+}
+
+const BEEP_WINDOW_S = 10;
+
+/**
+ * syncMarks of a file on disk, whose path must need no escaping in a lavfi graph (no ':', ',',
+ * quotes or brackets). `timeoutMs` for each of the two ffprobe runs: hours of recording take minutes.
+ */
+export async function syncMarksOfFile(file: string, timeoutMs = 120_000): Promise<{ flashes: number[]; beeps: number[] }> {
+  if (/[:,'"[\]\\;=]/.test(file)) throw new Error(`syncMarksOfFile: ${file} would need escaping in a lavfi graph`);
+  const read = async (graph: string, entries: string) => {
+    const result = await runTracked(ffprobePath, ['-v', 'error', '-f', 'lavfi', '-i', graph, '-show_entries', entries, '-of', 'json'], timeoutMs);
+    if (result.code !== 0) throw new Error(`ffprobe could not read the sync marks of ${path.basename(file)}: ${result.stderr.trim()}`);
+    return (JSON.parse(result.stdout) as { frames?: Array<{ pts_time?: string; tags?: Record<string, string> }> }).frames ?? [];
+  };
+  const pictures = await read(`movie=${file},signalstats`, 'frame=pts_time:frame_tags=lavfi.signalstats.YAVG');
+  const flashes: number[] = [];
+  let white = false;
+  for (const frame of pictures) {
+    const isWhite = Number(frame.tags?.['lavfi.signalstats.YAVG']) > 128;
+    if (isWhite && !white) flashes.push(Number(frame.pts_time));
+    white = isWhite;
   }
+  // silencedetect writes its times with 6 significant digits: 1 ms apart past 100 s, 10 ms past
+  // 1000 s. So it is given timestamps modulo BEEP_WINDOW_S, and the windows are counted back in.
+  const sound = await read(
+    `amovie=${file},asetpts=PTS-floor(PTS*TB/${BEEP_WINDOW_S})*${BEEP_WINDOW_S}/TB,silencedetect=n=-30dB:d=0.05`,
+    'frame=pts_time:frame_tags=lavfi.silence_end',
+  );
+  const beeps: number[] = [];
+  let windows = 0;
+  let previous = -Infinity;
+  for (const frame of sound) {
+    const pts = Number(frame.pts_time);
+    if (pts < previous) windows++;
+    previous = pts;
+    const end = frame.tags?.['lavfi.silence_end'];
+    if (end === undefined) continue;
+    // The end may lie in the window before this frame's start, or (hardly) after it.
+    let at = Number(end);
+    if (at - pts > BEEP_WINDOW_S / 2) at -= BEEP_WINDOW_S;
+    else if (pts - at > BEEP_WINDOW_S / 2) at += BEEP_WINDOW_S;
+    beeps.push(windows * BEEP_WINDOW_S + at);
+  }
+  return { flashes, beeps };
 }
 
 /**

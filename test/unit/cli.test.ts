@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { benchColdstartCli } from '../../scripts/bench-coldstart';
 import { benchRecordCli } from '../../scripts/bench-record';
 import { benchSnapshotCli } from '../../scripts/bench-snapshot';
+import { benchSyncCli } from '../../scripts/bench-sync';
 import { benchUploadCli } from '../../scripts/bench-upload';
 import { buildCli } from '../../scripts/build';
 import { DEMO_OUTPUT_MARKER, demoCli, prepareDemoOutput } from '../../scripts/demo';
@@ -148,7 +149,7 @@ function shellWords(line: string): string[] {
 describe('the commands\' own help', () => {
   const specs = [
     fcInvokeCli, scfInvokeCli, scfServeCli, scfImageCli, emulatorsCli, buildCli, packageCli, demoCli,
-    benchSnapshotCli, benchRecordCli, benchUploadCli, benchColdstartCli,
+    benchSnapshotCli, benchRecordCli, benchUploadCli, benchColdstartCli, benchSyncCli,
   ] as Array<CliSpec<Record<string, CliOption>>>;
 
   it.each(specs.map((s) => [s.name, s] as const))('%s: every example parses, and the exit codes 0 and 2 are explained', (_name, cli) => {

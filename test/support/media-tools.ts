@@ -279,7 +279,5 @@ export async function syncMarksOfFile(file: string, timeoutMs = 120_000): Promis
  * demuxer, every frame of every stream, as decodeMedia does for a file.
  */
 export async function decodePlaylist(playlist: string): Promise<DecodedMedia> {
-  const result = await runTracked(ffprobePath, ['-v', 'error', ...DECODE_ARGS, '-of', 'json', playlist], 120_000);
-  if (result.code !== 0) throw new Error(`ffprobe could not decode the playlist ${playlist}: ${result.stderr.trim()}`);
-  return decodedFrom(JSON.parse(result.stdout) as FfprobeOutput);
+  return decodedFrom(await ffprobeFile(playlist, DECODE_ARGS));
 }

@@ -14,7 +14,7 @@ describe('recording arguments', () => {
     expect(args.join(' ')).toContain('-vsync vfr -g 30 -force_key_frames expr:gte(t,n_forced*2)');
     expect(args.join(' ')).toContain('-map 1:a -c:a aac');
     // A fragment per keyframe, and none over 2 s even without keyframes (an anchor away).
-    expect(args.slice(-7)).toEqual(['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '2000000', 'pipe:5']);
+    expect(args.slice(-7)).toEqual(['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof+skip_trailer', '-frag_duration', '2000000', 'pipe:5']);
   });
 
   it('records audio-only as bare MP3 frames: no ID3 or Xing header stating totals of a growing file', () => {
@@ -28,7 +28,7 @@ describe('recording arguments', () => {
   it('records audio-only AAC as fragmented MP4 (for HLS or an MP4 file): a fragment every 2 s, there being no keyframes', () => {
     const args = recordingArgs({ audio: { sampleRate: 48000, channels: 1 }, container: 'mp4' });
     expect(args.join(' ')).toContain('-map 0:a -c:a aac');
-    expect(args.slice(-7)).toEqual(['-f', 'mp4', '-movflags', '+empty_moov+default_base_moof', '-frag_duration', '2000000', 'pipe:4']);
+    expect(args.slice(-7)).toEqual(['-f', 'mp4', '-movflags', '+empty_moov+default_base_moof+skip_trailer', '-frag_duration', '2000000', 'pipe:4']);
     expect(() => recordingArgs({ video: { width: 640, height: 360, fps: 15 }, container: 'mp3' })).toThrow(/audio alone/);
   });
 

@@ -117,7 +117,9 @@ export function recordingArgs(plan: RecordingPlan): string[] {
     // A fragment per keyframe; and at least every KEYFRAME_SECONDS of any track, for audio alone
     // and for the time an anchor is away (one black picture, no keyframes): a fragment larger than
     // the muxer's 32 KB output buffer gets no size on a pipe (a moof of size 0), ending the file.
-    const movflags = plan.video ? '+frag_keyframe+empty_moov+default_base_moof' : '+empty_moov+default_base_moof';
+    // No mfra index at the end: past ~30 min it outgrows that buffer too (size 0), and a growing
+    // file is played without it anyway.
+    const movflags = `${plan.video ? '+frag_keyframe' : ''}+empty_moov+default_base_moof+skip_trailer`;
     args.push('-f', 'mp4', '-movflags', movflags, '-frag_duration', String(FRAGMENT_MAX_US), `pipe:${pipes.output}`);
   } else {
     if (plan.video) throw new Error('recordingArgs: MP3 holds audio alone');

@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log';
 import type { ObjectStore } from '../storage/types';
 import { AppendJournal } from '../upload/journal';
-import { INIT_NAME, mediaPlaylist, PLAYLIST_CONTENT_TYPE, PLAYLIST_NAME, SEGMENT_CONTENT_TYPE, segmentName } from '../media/hls-playlist';
+import { hlsKeys, mediaPlaylist, PLAYLIST_CONTENT_TYPE, SEGMENT_CONTENT_TYPE } from '../media/hls-playlist';
 import {
   HLS_STATE_FILE,
   logStoredSegment,
@@ -107,9 +107,10 @@ async function endHlsRecording(dir: string, storeFor: StoreFor, logger: Logger, 
   if (!leftovers) return true;
   const { description, stored, held, heldInit } = leftovers;
   const store = storeFor(description);
+  const keys = hlsKeys(description.dirKey);
   const listed = [...stored];
   try {
-    if (heldInit) await store.putFile(`${description.dirKey}${INIT_NAME}`, heldInit, { contentType: description.contentType });
+    if (heldInit) await store.putFile(keys.init, heldInit, { contentType: description.contentType });
     for (const segment of held) {
       if (segment.sequence < listed.length) continue; // stored before the kill, its file not yet removed
       if (segment.sequence !== listed.length) {
@@ -117,16 +118,16 @@ async function endHlsRecording(dir: string, storeFor: StoreFor, logger: Logger, 
         break;
       }
       if (Date.now() >= budgetEndsAt) return false;
-      await store.putFile(`${description.dirKey}${segmentName(segment.sequence)}`, segment.path, { contentType: SEGMENT_CONTENT_TYPE });
+      await store.putFile(keys.segment(segment.sequence), segment.path, { contentType: SEGMENT_CONTENT_TYPE });
       logStoredSegment(dir, segment);
       listed.push(segment);
     }
-    if (listed.length > 0) await store.putBuffer(`${description.dirKey}${PLAYLIST_NAME}`, Buffer.from(mediaPlaylist(listed, true)), { contentType: PLAYLIST_CONTENT_TYPE });
+    if (listed.length > 0) await store.putBuffer(keys.playlist, Buffer.from(mediaPlaylist(listed, true)), { contentType: PLAYLIST_CONTENT_TYPE });
   } catch (error) {
     logger.warn('ending a killed invocation’s HLS recording failed', { key: description.dirKey, error });
     return false;
   }
-  logger.info('ended a killed invocation’s HLS recording', { key: `${description.dirKey}${PLAYLIST_NAME}`, segments: listed.length, stored: listed.length - stored.length });
+  logger.info('ended a killed invocation’s HLS recording', { key: keys.playlist, segments: listed.length, stored: listed.length - stored.length });
   await rm(dir, { recursive: true, force: true });
   return true;
 }

@@ -6,13 +6,18 @@ import { SEGMENT_MAX_SEC } from './cmaf';
  * Object names are relative, so the playlist works wherever its folder is served from.
  */
 
-export const PLAYLIST_NAME = 'index.m3u8';
-export const INIT_NAME = 'init.mp4';
+const PLAYLIST_NAME = 'index.m3u8';
+const INIT_NAME = 'init.mp4';
 export const PLAYLIST_CONTENT_TYPE = 'application/vnd.apple.mpegurl';
 export const SEGMENT_CONTENT_TYPE = 'video/iso.segment';
 
 /** Segment `sequence`'s object name; zero-padded so a listing sorts in playing order. */
-export const segmentName = (sequence: number) => `seg-${String(sequence).padStart(6, '0')}.m4s`;
+const segmentName = (sequence: number) => `seg-${String(sequence).padStart(6, '0')}.m4s`;
+
+/** The object keys of an HLS recording in the folder `dirKey` (ending in '/'): one naming for the upload and recovery. */
+export function hlsKeys(dirKey: string): { playlist: string; init: string; segment: (sequence: number) => string } {
+  return { playlist: `${dirKey}${PLAYLIST_NAME}`, init: `${dirKey}${INIT_NAME}`, segment: (sequence) => `${dirKey}${segmentName(sequence)}` };
+}
 
 export interface PlaylistSegment {
   sequence: number;

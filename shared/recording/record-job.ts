@@ -3,7 +3,7 @@ import type { CallbackOutcome } from '../callback';
 import { outcomeOf } from '../errors';
 import type { EventDeliveryReport, EventSender } from '../job/events';
 import { runJob, type JobContext, type JobRuntime, type LifecycleStopReason } from '../job/lifecycle';
-import { PLAYLIST_NAME } from '../media/hls-playlist';
+import { hlsKeys } from '../media/hls-playlist';
 import { safeSegment, utcStamp } from '../naming';
 import { ImageSink } from '../outputs/images/image-sink';
 import { encoderContainer, formatOutputs, modeTracks, recordingContentType, type OutputFormat, type RecordMode } from '../outputs/recording/encoder-args';
@@ -262,11 +262,12 @@ class RoomRecording {
       });
     }
     if (outputs.hls) {
+      const dirKey = `${keyBase}/`;
       sinks.hls = new HlsUpload({
         ...common,
-        dirKey: `${keyBase}/`,
+        dirKey,
         contentType: recordingContentType('mp4', hasVideo),
-        onFirstStored: started(`${keyBase}/${PLAYLIST_NAME}`),
+        onFirstStored: started(hlsKeys(dirKey).playlist),
         spill: { dir: join(this.context.workDir, `a${anchorIndex}-p${piece}-hls`), budget: this.context.spill, target: this.job },
       });
     }
@@ -359,8 +360,9 @@ class RoomRecording {
     for (const recording of recordings) {
       if (recording.pieces.length === 0) {
         const message = `recording failed: ${recording.error ?? 'nothing was written'}`;
-        const format = this.job.outputFormat;
-        const formats: Array<RecordedFile['Format']> = format === 'hls+mp4' ? ['hls', 'mp4'] : [format];
+        // As filesOf lists a piece's entries: the file, then the playlist.
+        const { file, hls } = formatOutputs(this.job.outputFormat);
+        const formats: Array<RecordedFile['Format']> = [...(file ? [file] : []), ...(hls ? (['hls'] as const) : [])];
         for (const format of formats) files.push({ UserId: recording.userId, RecordFile: '', Format: format, Status: 0, Message: message, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0 });
       }
       for (const piece of recording.pieces) files.push(...this.filesOf(recording.userId, piece));

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { isRetryable } from '../errors';
 import type { Logger } from '../log';
-import { INIT_NAME, mediaPlaylist, PLAYLIST_CONTENT_TYPE, PLAYLIST_NAME, SEGMENT_CONTENT_TYPE, segmentName, type PlaylistSegment } from '../media/hls-playlist';
+import { hlsKeys, mediaPlaylist, PLAYLIST_CONTENT_TYPE, SEGMENT_CONTENT_TYPE, type PlaylistSegment } from '../media/hls-playlist';
 import { OUTAGE_RETRY, STORAGE_REQUEST_RETRY, withRetry } from '../retry';
 import type { ObjectStore } from '../storage/types';
 import { describeHls, holdHlsPart, logStoredSegment, type StoreTarget } from './leftovers';
@@ -92,15 +92,17 @@ export class HlsUpload {
   private wake: (() => void) | undefined;
   private roomWaiters: Array<() => void> = [];
   private readonly worker: Promise<void>;
+  private readonly keys: ReturnType<typeof hlsKeys>;
 
   constructor(private readonly options: HlsUploadOptions) {
     const { spill, dirKey, contentType } = options;
+    this.keys = hlsKeys(dirKey);
     if (spill) describeHls(spill.dir, { bucket: spill.target.bucket, region: spill.target.region, dirKey, contentType });
     this.worker = this.run().catch((error: unknown) => this.giveUp(error));
   }
 
   get playlistKey(): string {
-    return `${this.options.dirKey}${PLAYLIST_NAME}`;
+    return this.keys.playlist;
   }
 
   writeInit(bytes: Buffer): void {
@@ -231,7 +233,7 @@ export class HlsUpload {
 
   private async putInit(): Promise<void> {
     const init = this.init!;
-    const key = `${this.options.dirKey}${INIT_NAME}`;
+    const key = this.keys.init;
     const options = { contentType: this.options.contentType, retry: STORAGE_REQUEST_RETRY, signal: this.options.signal };
     await (init.path ? this.options.store.putFile(key, init.path, options) : this.options.store.putBuffer(key, init.bytes!, options));
     init.stored = true;
@@ -240,7 +242,7 @@ export class HlsUpload {
   }
 
   private async putSegment(segment: Pending): Promise<void> {
-    const key = `${this.options.dirKey}${segmentName(segment.sequence)}`;
+    const key = this.keys.segment(segment.sequence);
     const options = { contentType: SEGMENT_CONTENT_TYPE, retry: STORAGE_REQUEST_RETRY, signal: this.options.signal };
     await (segment.path ? this.options.store.putFile(key, segment.path, options) : this.options.store.putBuffer(key, segment.bytes!, options));
   }

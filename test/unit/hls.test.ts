@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { CmafFormatError, CmafSegmenter, SEGMENT_MAX_SEC } from '../../shared/media/cmaf';
-import { mediaPlaylist, segmentName } from '../../shared/media/hls-playlist';
+import { hlsKeys, mediaPlaylist } from '../../shared/media/hls-playlist';
 import { Mp4SegmentReader } from '../../shared/media/mp4-boxes';
 
 /** A fragmented MP4 as the recorder's encoder writes it (its movflags), made by the bundled ffmpeg. */
@@ -78,6 +78,7 @@ describe('mediaPlaylist', () => {
       ].join('\n'),
     );
     expect(mediaPlaylist(segments, true).endsWith('seg-000001.m4s\n#EXT-X-ENDLIST\n')).toBe(true);
-    expect(segmentName(123456)).toBe('seg-123456.m4s');
+    expect(hlsKeys('rec/a/')).toMatchObject({ playlist: 'rec/a/index.m3u8', init: 'rec/a/init.mp4' });
+    expect(hlsKeys('rec/a/').segment(123456)).toBe('rec/a/seg-123456.m4s');
   });
 });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SYNC_MARK_SECONDS } from '../shared/sources/room-simulator';
-import { measureSync, recordSyncRoom, type SyncMeasurement, type SyncRoomRun } from './bench/sync-room';
+import { measureSync, recordSyncRoom, type DeliveryStall, type SyncMeasurement, type SyncRoomRun } from './bench/sync-room';
 import { defineCli, positiveInteger, positiveNumber, runCli, UsageError, type CliValues } from './lib/cli';
 
 export const benchSyncCli = defineCli({
@@ -23,6 +23,8 @@ export const benchSyncCli = defineCli({
     'piece-minutes': { type: 'string', placeholder: 'M', description: 'MaxMediaFileDuration: split the recording into pieces of at most M minutes' },
     'leave-at': { type: 'string', placeholder: 'S', description: 'the anchor leaves at second S of the room (with --return-at)' },
     'return-at': { type: 'string', placeholder: 'S', description: 'and comes back at second S (black and silence in between)' },
+    'stall-every': { type: 'string', placeholder: 'S', description: "every S seconds, the room's delivery stalls (its audio; everything; everything, stamped late), then hands over what it held at once" },
+    'stall-ms': { type: 'string', placeholder: 'MS', default: '400', description: 'how long each stall lasts' },
     width: { type: 'string', placeholder: 'PX', default: '320', description: "the anchor's picture width" },
     height: { type: 'string', placeholder: 'PX', default: '240', description: "the anchor's picture height" },
     fps: { type: 'string', placeholder: 'N', default: '15', description: "the anchor's frame rate (and the recording's)" },
@@ -30,7 +32,12 @@ export const benchSyncCli = defineCli({
     keep: { type: 'boolean', description: 'keep the stored files (their directory is printed)' },
   },
   notes: ['Limits (the issue): every |offset| ≤ 40 ms, no trend, the stored duration within 0.1% of the room\'s, no frame dropped.'],
-  examples: ['npm run bench:sync -- --minutes 120', 'npm run bench:sync -- --minutes 30 --piece-minutes 7', 'npm run bench:sync -- --minutes 10 --leave-at 125 --return-at 193'],
+  examples: [
+    'npm run bench:sync -- --minutes 120',
+    'npm run bench:sync -- --minutes 30 --piece-minutes 7',
+    'npm run bench:sync -- --minutes 10 --leave-at 125 --return-at 193',
+    'npm run bench:sync -- --minutes 120 --stall-every 37',
+  ],
   exitCodes: [
     [0, 'measured, and within the limits'],
     [1, 'the benchmark failed, or a limit was not met (the report says which)'],
@@ -51,12 +58,14 @@ async function main(values: CliValues<typeof benchSyncCli.options>): Promise<num
   const width = positiveInteger('width', values.width);
   const height = positiveInteger('height', values.height);
   const fps = positiveInteger('fps', values.fps);
+  const stalls = deliveryStalls(minutes * 60, values['stall-every'] === undefined ? undefined : positiveNumber('stall-every', values['stall-every']), positiveInteger('stall-ms', values['stall-ms']));
 
   const dir = await mkdtemp(join(tmpdir(), 'bench-sync-'));
   try {
     const what = [`${minutes} min`, `${width}x${height} ${fps} fps + audio (mode 02)`];
     if (pieceMinutes !== undefined) what.push(`pieces of ${pieceMinutes} min`);
     if (leaveAtSec !== undefined) what.push(`leaving at ${leaveAtSec} s, back at ${returnAtSec} s`);
+    if (stalls.length > 0) what.push(`${stalls.length} delivery stalls of ${stalls[0]!.forMs} ms`);
     log(`recording ${what.join(', ')} on the ${values['real-time'] ? 'real' : 'virtual'} clock…`);
     const run = await recordSyncRoom({
       minutes,
@@ -66,6 +75,7 @@ async function main(values: CliValues<typeof benchSyncCli.options>): Promise<num
       width,
       height,
       fps,
+      stalls,
       realTime: values['real-time'],
       dir,
       progressEverySec: 30,
@@ -82,6 +92,20 @@ async function main(values: CliValues<typeof benchSyncCli.options>): Promise<num
   } finally {
     if (!values.keep) await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A stall every `everySec` of the room, the three kinds in turn; none at a mark (its beep would be cut). */
+function deliveryStalls(roomSec: number, everySec: number | undefined, forMs: number): DeliveryStall[] {
+  if (everySec === undefined) return [];
+  if (forMs >= everySec * 1000) throw new UsageError('--stall-ms must be shorter than --stall-every');
+  const kinds: Array<Pick<DeliveryStall, 'media' | 'stampedOnRelease'>> = [{ media: 'audio' }, { media: 'both' }, { media: 'both', stampedOnRelease: true }];
+  const stalls: DeliveryStall[] = [];
+  for (let atSec = everySec; atSec + forMs / 1000 < roomSec; atSec += everySec) {
+    const markSec = Math.round(atSec / SYNC_MARK_SECONDS) * SYNC_MARK_SECONDS;
+    if (atSec <= markSec + 0.2 && atSec + forMs / 1000 >= markSec - 0.2) continue;
+    stalls.push({ atSec, forMs, ...kinds[stalls.length % kinds.length]! });
+  }
+  return stalls;
 }
 
 /** Prints the measurement; returns the limits not met. */

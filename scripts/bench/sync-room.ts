@@ -17,7 +17,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { realClock, VirtualClock, type VirtualClockStats } from '../../shared/clock';
+import { realClock, VirtualClock, type Clock, type VirtualClockStats } from '../../shared/clock';
 import { resolveFfmpegPath } from '../../shared/ffmpeg/binary';
 import { createLogger } from '../../shared/log';
 import { AnchorRecorder, type AnchorRecording } from '../../shared/recording/anchor-recorder';
@@ -42,9 +42,22 @@ export interface SyncRoomOptions {
   realTime?: boolean;
   /** Where the local store keeps the pieces (a fresh temporary directory by default). */
   dir?: string;
+  /**
+   * Delivery stalls: what the room delivers from `atSec` for `forMs` (its audio, or everything) is
+   * held and then handed over at once, in order: with its own timestamps, as after a blocked event
+   * loop, or stamped when handed over, as by a starved room process (liteav's stamps arrival).
+   */
+  stalls?: DeliveryStall[];
   /** Called every `progressEverySec` real seconds with the room time reached (s). */
   onProgress?: (roomSec: number, wallSec: number) => void;
   progressEverySec?: number;
+}
+
+export interface DeliveryStall {
+  atSec: number;
+  forMs: number;
+  media: 'audio' | 'both';
+  stampedOnRelease?: boolean;
 }
 
 export interface SyncRoomRun {
@@ -117,6 +130,7 @@ export async function recordSyncRoom(options: SyncRoomOptions): Promise<SyncRoom
   const progress = options.onProgress
     ? setInterval(() => options.onProgress!((clock.now() - roomStart) / 1000, (performance.now() - wallStart) / 1000), (options.progressEverySec ?? 10) * 1000)
     : undefined;
+  const stalled = stalledDelivery(clock, roomStart, options.stalls ?? []);
   let exited!: (reason: RoomExitReason) => void;
   const out = new Promise<RoomExitReason>((resolve) => (exited = resolve));
   const errors: string[] = [];
@@ -126,8 +140,8 @@ export async function recordSyncRoom(options: SyncRoomOptions): Promise<SyncRoom
       anchorLeft: () => recorder.anchorLeft(),
       audioAvailable: () => {},
       videoAvailable: () => {},
-      audioFrame: (frame) => recorder.audioFrame(frame),
-      videoFrame: (frame) => recorder.videoFrame(frame),
+      audioFrame: (frame) => stalled('audio', frame, (delivered) => recorder.audioFrame(delivered)),
+      videoFrame: (frame) => stalled('video', frame, (delivered) => recorder.videoFrame(delivered)),
       exited: (reason) => exited(reason),
       error: (code, message) => errors.push(`${code}: ${message}`),
     });
@@ -151,6 +165,20 @@ export async function recordSyncRoom(options: SyncRoomOptions): Promise<SyncRoom
   } finally {
     clearInterval(progress);
   }
+}
+
+/** Delivers each frame at once, unless a stall holds it: then in order when the stall ends. */
+function stalledDelivery(clock: Clock, roomStart: number, stalls: DeliveryStall[]) {
+  const held = stalls.map(() => [] as Array<() => void>);
+  // Set now, so each fires before any frame due at the same instant.
+  for (const [i, stall] of stalls.entries()) clock.setTimeout(() => held[i]!.splice(0).forEach((deliver) => deliver()), stall.atSec * 1000 + stall.forMs);
+  return <Frame extends { timestampMs: number }>(kind: 'audio' | 'video', frame: Frame, deliver: (frame: Frame) => void): void => {
+    const roomMs = clock.now() - roomStart;
+    const i = stalls.findIndex((stall) => (stall.media === 'both' || kind === 'audio') && roomMs >= stall.atSec * 1000 && roomMs < stall.atSec * 1000 + stall.forMs);
+    if (i < 0) return deliver(frame);
+    const stampedAt = stalls[i]!.stampedOnRelease ? stalls[i]!.atSec * 1000 + stalls[i]!.forMs : undefined;
+    held[i]!.push(() => deliver(stampedAt === undefined ? frame : { ...frame, timestampMs: stampedAt }));
+  };
 }
 
 export interface MeasuredMark {

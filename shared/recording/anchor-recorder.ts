@@ -60,6 +60,14 @@ const TIMING = {
   audioGapMs: 120,
   /** Audio further ahead than this (a burst after a stall) is dropped to keep sync. */
   audioAheadMs: 500,
+  /**
+   * Audio whose timestamp puts it further than this from the end of the audio so far is moved to
+   * its time (see placeAudio); nearer, it just follows, so delivery jitter never cuts sound.
+   */
+  audioPlacementToleranceMs: 30,
+  /** Drift within that tolerance which lasts this long is not jitter: it is corrected too, if over audioDriftFloorMs. */
+  audioDriftWindowMs: 1_000,
+  audioDriftFloorMs: 3,
   /** The clock's period without video. */
   audioTickMs: 20,
   /** Audio kept while waiting for the first picture: 10 s of TRTC's 20 ms frames. */
@@ -94,6 +102,7 @@ export class AnchorRecorder {
   private audioFormat: RawAudioFormat | undefined;
   private startedAt: number | undefined;
   private startedAtWall = 0;
+  /** `at`: when it was taken, by its timestamp (see RoomTimeMap), in this.now()'s time. */
   private latestPicture: { frame: VideoFrame; at: number } | undefined;
   /** The picture before the latest: what a late tick shows when the latest came after its time. */
   private previousPicture: { frame: VideoFrame; at: number } | undefined;
@@ -103,7 +112,21 @@ export class AnchorRecorder {
   private lastTick = -1;
   private audioSamplesWritten = 0;
   private droppedFrames = 0;
-  private pendingAudio: AudioFrame[] = [];
+  private pendingAudio: Array<{ frame: AudioFrame; arrivalMs: number }> = [];
+  /** Each kind's own: the two may not share a clock. */
+  private readonly pictureTimes = new RoomTimeMap();
+  private readonly audioTimes = new RoomTimeMap();
+  /**
+   * Where pictures land against their time: a tick shows the picture of up to half a frame either
+   * side of it (ms, a running mean, + when shown after its time). Audio goes as far off its time,
+   * so what happened together is heard and seen together.
+   */
+  private pictureLagMs: number | undefined;
+  private lastShownPicture: VideoFrame | undefined;
+  /** Late audio is being cut until the audio so far ends where the next frame begins (see placeAudio). */
+  private cuttingLateAudio = false;
+  /** The least and the most drift (samples) seen since `sinceMs` (a timestamp), within the tolerance. */
+  private driftWindow: { sinceMs: number; least: number; most: number } | undefined;
   /** Converted audio that arrived ahead of the clock (see writeAudio). */
   private heldAudio: Buffer[] = [];
   /** Samples of audio not written because the encoder was behind: silence in their place, before the audio after them. */
@@ -132,7 +155,8 @@ export class AnchorRecorder {
     this.back();
     this.markStart();
     this.previousPicture = this.latestPicture;
-    this.latestPicture = { frame, at: this.now() };
+    const arrival = this.now();
+    this.latestPicture = { frame, at: this.pictureTimes.place(frame.timestampMs, arrival) ?? arrival };
     if (!this.piece) this.start({ width: frame.width, height: frame.height });
     // Shed before they reached us (the room process drops pictures Node reads too slowly): counted alike.
     if (frame.droppedBefore && this.piece) {
@@ -146,13 +170,13 @@ export class AnchorRecorder {
     this.back();
     this.markStart();
     if (!this.piece) {
-      this.pendingAudio.push(frame);
+      this.pendingAudio.push({ frame, arrivalMs: this.elapsedMs() });
       // Bounded: only the wait for a first picture is ever buffered.
       if (this.pendingAudio.length > TIMING.pendingAudioFrames) this.pendingAudio.shift();
       if (!this.tracks.video) this.start(undefined);
       return;
     }
-    this.writeAudio(frame);
+    this.writeAudio(frame, this.elapsedMs());
   }
 
   /**
@@ -216,7 +240,7 @@ export class AnchorRecorder {
     this.timeSource.clearTimer(this.startTimer);
     const size = firstPictureSize ?? this.options.fallbackVideoSize ?? { width: 640, height: 360 };
     this.videoFormat = this.tracks.video ? { ...size, fps: this.fps } : undefined;
-    const firstAudio = this.pendingAudio[0];
+    const firstAudio = this.pendingAudio[0]?.frame;
     this.audioFormat = this.tracks.audio ? (firstAudio ? { sampleRate: firstAudio.sampleRate, channels: firstAudio.channels } : RECORDING_AUDIO) : undefined;
     if (this.options.snapshots && this.tracks.video) {
       const { dir, onImage } = this.options.snapshots;
@@ -232,7 +256,7 @@ export class AnchorRecorder {
       this.writeVideoFrame(firstPictureSoon ? this.currentPicture() : (this.blackPicture ??= blackI420(this.videoFormat.width, this.videoFormat.height)), 0);
       this.lastTick = 0;
     }
-    for (const frame of this.pendingAudio.splice(0)) this.writeAudio(frame);
+    for (const { frame, arrivalMs } of this.pendingAudio.splice(0)) this.writeAudio(frame, arrivalMs);
     // A virtual clock moves on only once the current piece's encoder has taken what it was given.
     this.removeIdleCheck = this.timeSource.addIdleCheck(() => this.piece?.inputPending());
     this.clock = this.timeSource.setInterval(() => this.tick(), this.options.clockTickMs ?? (this.tracks.video ? 1000 / this.fps : TIMING.audioTickMs));
@@ -337,16 +361,24 @@ export class AnchorRecorder {
 
 
   /**
-   * The picture a tick shows: the newest that had arrived by half a frame after the tick's time (the
-   * tick is handled no sooner, see tick()). A tick whose timer fires late must not show the picture
-   * of the next tick (it would put every picture one frame early against the audio); one handled
-   * on time must not miss a picture that came a moment after its time (one frame late).
+   * The picture a tick shows: the newest taken by half a frame after the tick's time (the tick is
+   * handled no sooner, see tick()), by its timestamp, so one that came late still shows at its
+   * time. A tick whose timer fires late must not show the picture of the next tick (it would put
+   * every picture one frame early against the audio); one handled on time must not miss a picture
+   * taken a moment after its time (one frame late). How far each new picture lands from its time
+   * is kept in pictureLagMs, for the audio.
    */
   private pictureForTick(tick: number): Buffer {
-    const dueAt = this.startedAt! + this.msOfTick(tick) + 500 / this.fps;
+    const tickAt = this.startedAt! + this.msOfTick(tick);
     const latest = this.latestPicture;
-    if (latest && latest.at > dueAt && this.previousPicture) return this.currentPicture('previousPicture');
-    return this.currentPicture();
+    const which = latest && latest.at > tickAt + 500 / this.fps && this.previousPicture ? 'previousPicture' : 'latestPicture';
+    const shown = this[which];
+    if (shown && shown.frame !== this.lastShownPicture && this.now() - shown.at <= TIMING.freezeLimitMs) {
+      this.lastShownPicture = shown.frame;
+      const lag = tickAt - shown.at;
+      this.pictureLagMs = this.pictureLagMs === undefined ? lag : this.pictureLagMs + (lag - this.pictureLagMs) * 0.1;
+    }
+    return this.currentPicture(which);
   }
 
   private currentPicture(which: 'latestPicture' | 'previousPicture' = 'latestPicture'): Buffer {
@@ -369,25 +401,71 @@ export class AnchorRecorder {
    * Audio is held until the clock reaches it, so no piece's audio runs past its video: a cut
    * between pieces falls at the same instant for both. Held at most TIMING.audioAheadMs.
    */
-  private writeAudio(frame: AudioFrame): void {
+  private writeAudio(frame: AudioFrame, arrivalMs: number): void {
     const format = this.audioFormat!;
+    const frameBytes = format.channels * 2;
+    const samples = Math.round((frame.data.length / 2 / frame.channels) * (format.sampleRate / frame.sampleRate));
+    const { silenceBefore, late } = this.placeAudio(frame, samples, arrivalMs);
     const congested = this.piece!.audioCongested();
     if (!congested) this.catchUpUntilMs = -Infinity;
     if (congested && this.elapsedMs() >= this.catchUpUntilMs) {
       // Not written, but its time is kept: silence takes its place once the encoder catches up, so
       // the audio after it is not written early (a gap under TIMING.audioGapMs is never filled).
-      this.owedAudioSamples += Math.round((frame.data.length / 2 / frame.channels) * (format.sampleRate / frame.sampleRate));
+      this.owedAudioSamples += silenceBefore + samples - late;
       return;
     }
-    if (this.owedAudioSamples > 0) {
-      this.heldAudio.push(...this.silenceParts(this.owedAudioSamples));
+    if (this.owedAudioSamples + silenceBefore > 0) {
+      this.heldAudio.push(...this.silenceParts(this.owedAudioSamples + silenceBefore));
       this.owedAudioSamples = 0;
     }
-    const pcm = convertPcm(frame.data, frame, format);
-    const heldSamples = this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / format.channels;
-    if (this.audioSamplesWritten + heldSamples > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
+    if (late === samples) return;
+    const pcm = convertPcm(frame.data, frame, format).subarray(late * frameBytes);
+    if (this.audioSamplesWritten + this.heldAudioSamples() > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
     this.heldAudio.push(pcm);
     this.releaseAudio(this.audioReleasableSamples());
+  }
+
+  /**
+   * Where a frame's audio belongs, by its timestamp: right after the audio so far, unless that is
+   * more than TIMING.audioPlacementToleranceMs from its time. Audio that comes late (a stalled
+   * event loop or pipe, whose time the clock already filled with silence, or a burst after a
+   * starved room process) loses its start, `late` samples; audio that resumes after a gap the
+   * clock has not filled yet gets `silenceBefore` first. So a stall costs a moment of sound, never
+   * the sync of everything after it.
+   */
+  private placeAudio(frame: AudioFrame, samples: number, arrivalMs: number): { silenceBefore: number; late: number } {
+    const takenAt = this.audioTimes.place(frame.timestampMs, arrivalMs);
+    // No usable timestamp: it follows the audio so far.
+    if (takenAt === undefined) return { silenceBefore: 0, late: 0 };
+    const belongsAt = takenAt + (this.pictureLagMs ?? 0);
+    const drift = this.audioSamplesWritten + this.heldAudioSamples() + this.owedAudioSamples - this.samplesFor(belongsAt);
+    const tolerance = this.samplesFor(TIMING.audioPlacementToleranceMs);
+    // Once cutting, all the way: a burst of late frames is cut until it is back on time, not to within the tolerance.
+    if (drift > 0 && (drift > tolerance || this.cuttingLateAudio)) {
+      this.cuttingLateAudio = drift > samples;
+      this.driftWindow = undefined;
+      return { silenceBefore: 0, late: Math.min(drift, samples) };
+    }
+    this.cuttingLateAudio = false;
+    if (drift < -tolerance) {
+      this.driftWindow = undefined;
+      return { silenceBefore: -drift, late: 0 };
+    }
+    // Jitter moves the drift both ways; what stays on one side for a whole window is an offset (the
+    // first frames came late, say), taken out by the part that never went away.
+    const window = (this.driftWindow ??= { sinceMs: frame.timestampMs, least: drift, most: drift });
+    window.least = Math.min(window.least, drift);
+    window.most = Math.max(window.most, drift);
+    if (frame.timestampMs - window.sinceMs < TIMING.audioDriftWindowMs) return { silenceBefore: 0, late: 0 };
+    this.driftWindow = undefined;
+    const floor = this.samplesFor(TIMING.audioDriftFloorMs);
+    if (window.least > floor) return { silenceBefore: 0, late: Math.min(window.least, samples) };
+    if (window.most < -floor) return { silenceBefore: -window.most, late: 0 };
+    return { silenceBefore: 0, late: 0 };
+  }
+
+  private heldAudioSamples(): number {
+    return this.heldAudio.reduce((sum, held) => sum + held.length, 0) / 2 / this.audioFormat!.channels;
   }
 
   /** Audio goes out up to the clock: with video, up to the next video tick, so a cut between ticks cuts both. */
@@ -458,5 +536,27 @@ export class AnchorRecorder {
     await this.snapshotDir?.close();
     this.options.logger.info('anchor recording closed', { anchor: this.options.userId, pieces: pieces.length, droppedFrames: this.droppedFrames });
     return { userId: this.options.userId, pieces, droppedFrames: this.droppedFrames };
+  }
+}
+
+/**
+ * A source's timestamps (ms, its own clock) mapped to our clock: by the smallest delay seen, since
+ * no frame arrives before it was taken, so frames that came late (a stalled pipe or event loop) are
+ * still placed at their time. Timestamps that stand still or go back (a restarted sender, or none
+ * at all) place nothing, and the map starts again from the next one that advances.
+ */
+export class RoomTimeMap {
+  private offsetMs: number | undefined;
+  private lastTimestampMs = -Infinity;
+
+  /** When the frame was taken, in the time of `arrivalMs`; undefined when its timestamp cannot tell. */
+  place(timestampMs: number, arrivalMs: number): number | undefined {
+    if (timestampMs <= this.lastTimestampMs) {
+      this.offsetMs = undefined;
+      return undefined;
+    }
+    this.lastTimestampMs = timestampMs;
+    this.offsetMs = Math.min(this.offsetMs ?? Infinity, arrivalMs - timestampMs);
+    return timestampMs + this.offsetMs;
   }
 }

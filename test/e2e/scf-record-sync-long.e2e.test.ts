@@ -122,6 +122,24 @@ describe('A/V sync held over a long room, on the virtual clock', () => {
   });
 
   /*
+   * Found by CI under load: a timer that fires late takes late audio for a gap and fills it with
+   * silence; the audio then arrived and went after it, every later mark that much late (147 ms).
+   */
+  it('stalled deliveries (audio alone, everything, a burst stamped late): the audio that comes late is not heard late, every later mark in sync', async () => {
+    await recordAndCheck('stalled delivery', {
+      options: {
+        minutes: 1.5,
+        stalls: [
+          { atSec: 24.3, forMs: 400, media: 'audio' },
+          { atSec: 52.1, forMs: 700, media: 'both' },
+          { atSec: 71.7, forMs: 600, media: 'both', stampedOnRelease: true },
+        ],
+      },
+      pictures: 1.5 * 60 * FPS,
+    });
+  });
+
+  /*
    * Found by this test: away for more than about 175 s, the file ended where the anchor left. The
    * time away was one fragment (its two black pictures the only video), whose moof listed every
    * AAC frame of it; past ffmpeg's 32 KB output buffer the muxer cannot go back on a pipe to write

@@ -141,6 +141,7 @@ function report(run: SyncRoomRun, measured: SyncMeasurement, measureSec: number)
     if (measured.pieces.length > 1 || index === 0) console.log(`    file ${index}: ${piece.durationSec.toFixed(3)} s from room ${piece.startRoomSec.toFixed(3)} s — ${streams}`);
   }
   console.log(`  dropped frames         ${run.recording.droppedFrames}`);
+  console.log(`  late audio cut         ${run.recording.pieces.reduce((sum, piece) => sum + piece.lateAudioMs, 0)} ms (came too late for its time, after a stall)`);
   const failed = run.recording.pieces.filter((piece) => piece.error);
   for (const piece of failed) console.log(`  piece ${piece.index} failed       ${piece.error}`);
   console.log(`  wall time              ${run.wallSec.toFixed(1)} s recording (${(run.roomSec / run.wallSec).toFixed(1)}x real time), ${measureSec.toFixed(1)} s ffprobe`);

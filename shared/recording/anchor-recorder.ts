@@ -406,6 +406,7 @@ export class AnchorRecorder {
     const frameBytes = format.channels * 2;
     const samples = Math.round((frame.data.length / 2 / frame.channels) * (format.sampleRate / frame.sampleRate));
     const { silenceBefore, late } = this.placeAudio(frame, samples, arrivalMs);
+    this.piece!.lateAudioMs += (late * 1000) / format.sampleRate;
     const congested = this.piece!.audioCongested();
     if (!congested) this.catchUpUntilMs = -Infinity;
     if (congested && this.elapsedMs() >= this.catchUpUntilMs) {
@@ -442,6 +443,7 @@ export class AnchorRecorder {
     const tolerance = this.samplesFor(TIMING.audioPlacementToleranceMs);
     // Once cutting, all the way: a burst of late frames is cut until it is back on time, not to within the tolerance.
     if (drift > 0 && (drift > tolerance || this.cuttingLateAudio)) {
+      if (!this.cuttingLateAudio) this.options.logger.warn('audio came late: cutting it so what follows stays in sync', { anchor: this.options.userId, ms: Math.round((drift * 1000) / this.audioFormat!.sampleRate) });
       this.cuttingLateAudio = drift > samples;
       this.driftWindow = undefined;
       return { silenceBefore: 0, late: Math.min(drift, samples) };

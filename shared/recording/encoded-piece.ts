@@ -26,6 +26,8 @@ export interface RecordedPiece {
   durationSec: number;
   /** Pictures of the piece not encoded because the encoder could not keep up. */
   droppedFrames: number;
+  /** Audio that came too late for its time (after a stall), cut so what follows stays in sync, ms. */
+  lateAudioMs: number;
   /** The growing file, when the format has one. */
   upload?: GrowingObjectResult;
   /** The HLS playlist, when the format has one. */
@@ -86,6 +88,7 @@ export class EncodedPiece {
   lastVideoMs: number;
   audioSamples = 0;
   droppedFrames = 0;
+  lateAudioMs = 0;
   readonly done: Promise<RecordedPiece>;
   private readonly ffmpeg: FfmpegProcess;
   private readonly mkv: RawVideoMatroskaWriter | undefined;
@@ -209,6 +212,7 @@ export class EncodedPiece {
       startedAt: this.startedAt,
       durationSec,
       droppedFrames: this.droppedFrames,
+      lateAudioMs: Math.round(this.lateAudioMs),
       ...(upload ? { upload } : {}),
       ...(playlist ? { hls: playlist } : {}),
       ...(this.error ? { error: this.error } : {}),

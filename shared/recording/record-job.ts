@@ -73,6 +73,8 @@ export interface RecordedFile {
   StartTime: number;
   /** Pictures not encoded because the encoder could not keep up (the one before lasts longer). */
   DroppedFrames: number;
+  /** Audio that came too late for its time (after a stall), cut so what follows stays in sync, ms. */
+  LateAudioMs: number;
 }
 
 export interface AnchorSnapshots {
@@ -309,7 +311,10 @@ class RoomRecording {
 
   /** A piece's entries in Files: its file, its HLS playlist, or both. */
   private filesOf(userId: string, piece: RecordedPiece): RecordedFile[] {
-    const notes = piece.droppedFrames > 0 ? [`${piece.droppedFrames} frames not encoded because the encoder could not keep up (the picture before lasts longer)`] : [];
+    const notes = [
+      ...(piece.droppedFrames > 0 ? [`${piece.droppedFrames} frames not encoded because the encoder could not keep up (the picture before lasts longer)`] : []),
+      ...(piece.lateAudioMs > 0 ? [`${piece.lateAudioMs} ms of audio came too late for its time and was cut (silence there), so what follows stays in sync`] : []),
+    ];
     const encoderProblem = piece.error ? [`the encoder failed: ${piece.error}`] : [];
     const entry = (format: RecordedFile['Format'], key: string, exists: boolean, stored: boolean, problems: string[], size: number, note?: string): RecordedFile => ({
       UserId: userId,
@@ -321,6 +326,7 @@ class RoomRecording {
       Size: size,
       StartTime: piece.startedAt,
       DroppedFrames: piece.droppedFrames,
+      LateAudioMs: piece.lateAudioMs,
     });
     const files: RecordedFile[] = [];
     if (piece.upload) {
@@ -363,7 +369,7 @@ class RoomRecording {
         // As filesOf lists a piece's entries: the file, then the playlist.
         const { file, hls } = formatOutputs(this.job.outputFormat);
         const formats: Array<RecordedFile['Format']> = [...(file ? [file] : []), ...(hls ? (['hls'] as const) : [])];
-        for (const format of formats) files.push({ UserId: recording.userId, RecordFile: '', Format: format, Status: 0, Message: message, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0 });
+        for (const format of formats) files.push({ UserId: recording.userId, RecordFile: '', Format: format, Status: 0, Message: message, Duration: 0, Size: 0, StartTime: 0, DroppedFrames: 0, LateAudioMs: 0 });
       }
       for (const piece of recording.pieces) files.push(...this.filesOf(recording.userId, piece));
       // A spill file not stored yet, or a playlist not ended, is for the next invocation.

@@ -19,6 +19,7 @@ import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { describeWithBrowser, startObjectServer, type StaticServer } from '../support/browser';
 import { decodeMedia, decodePlaylist } from '../support/media-tools';
 import { processesUnderWorkRoot } from '../support/process';
+import { okMessage } from '../support/results';
 
 const cosKeys = { SecretId: 'AKIDhlsTEST', SecretKey: 'cos-hls-secret-xyz' };
 const bucket = 'hls-1250000000';
@@ -106,14 +107,16 @@ async function expectCompleteHls(playlistKey: string, roomSeconds: number, codec
   expect(decoded.streams.map((stream) => stream.codec).sort()).toEqual(codecs);
   expect(Math.abs(decoded.duration! - roomSeconds), `${playlistKey}: ${decoded.duration} s decoded, room ${roomSeconds} s`).toBeLessThanOrEqual(1);
   const video = decoded.streams.find((stream) => stream.type === 'video');
-  // 15 fps, each frame once: a segment listed twice or skipped would show here.
-  if (video && continuousVideo) expect(Math.abs(video.frames - decoded.duration! * 15), `${video.frames} video frames`).toBeLessThanOrEqual(8);
+  // 15 fps, each frame once: a segment listed twice or skipped (about 60 frames) would show here.
+  // Under load a few pictures are shed (the one before lasts longer): 10 of 420 seen beside the
+  // overload test.
+  if (video && continuousVideo) expect(Math.abs(video.frames - decoded.duration! * 15), `${video.frames} video frames`).toBeLessThanOrEqual(30);
 }
 
 describe('HLS recordings in COS', () => {
   it('Mode 00: AAC segments and a playlist; the result names the playlist, its format and its segments', async () => {
     const result = (await handlerFor(scenario(10, [{ userId: 'voice', video: false }]))(request({ Mode: '00' }), { request_id: 'hls-audio' })) as RecordResult;
-    expect(result.Files.map((file) => [file.UserId, file.Format, file.Status, file.Message]), JSON.stringify(result)).toEqual([['voice', 'hls', 1, 'ok']]);
+    expect(result.Files.map((file) => [file.UserId, file.Format, file.Status, file.Message]), JSON.stringify(result)).toEqual([['voice', 'hls', 1, okMessage]]);
     const [file] = result.Files;
     expect(keyOf(file!)).toMatch(/^hls\/\d+\/voice\/\d{14}-hls-audio\/index\.m3u8$/);
     expect(file!.Segments).toBe(readPlaylist(keyOf(file!))!.segments.length);
@@ -154,7 +157,7 @@ describe('HLS recordings in COS', () => {
     const outageEnds = setTimeout(() => cos.setOutage(false), 13_000);
     try {
       const result = (await handlerFor(scenario(16))(request(), { request_id: 'hls-outage', time_limit_in_ms: 120_000 })) as RecordResult;
-      expect(result.Files.map((file) => [file.Format, file.Status, file.Message]), JSON.stringify(result)).toEqual([['hls', 1, 'ok']]);
+      expect(result.Files.map((file) => [file.Format, file.Status, file.Message]), JSON.stringify(result)).toEqual([['hls', 1, okMessage]]);
       expect(cos.requests.some((entry) => entry.fault === 'outage')).toBe(true);
       await expectCompleteHls(keyOf(result.Files[0]!), 16, ['aac', 'h264']);
       // Seen growing before the outage, never shrinking, complete after.

@@ -49,6 +49,12 @@ async function recordAndCheck(name: string, { options, pictures }: Case) {
   expect(run.files, name).toHaveLength(expectedFiles);
   // Every encoder's output was read to its end.
   expect(run.recording.pieces.map((piece) => piece.error ?? 'ok'), name).toEqual(run.files.map(() => 'ok'));
+  // Audio is cut only when it came late, and then no more than the stalls held back.
+  const lateAudioMs = run.recording.pieces.reduce((sum, piece) => sum + piece.lateAudioMs, 0);
+  const stalledMs = (options.stalls ?? []).reduce((sum, stall) => sum + stall.forMs, 0);
+  if (stalledMs === 0) expect(lateAudioMs, name).toBe(0);
+  else expect(lateAudioMs, name).toBeGreaterThan(0);
+  expect(lateAudioMs, name).toBeLessThanOrEqual(stalledMs);
 
   const presences = options.leaveAtSec === undefined ? [{ from: 0, to: roomSec }] : [{ from: 0, to: options.leaveAtSec }, { from: options.returnAtSec!, to: roomSec }];
   const marks = presences.flatMap(({ from, to }) => Array.from({ length: Math.ceil((to - from) / SYNC_MARK_SECONDS) }, (_, i) => from + i * SYNC_MARK_SECONDS));
@@ -95,7 +101,7 @@ async function recordAndCheck(name: string, { options, pictures }: Case) {
   const worst = Math.max(...offsets.map(({ offset }) => Math.abs(offset)));
   console.log(
     `${name}: ${offsets.length} marks, worst |audio − video| ${(worst * 1000).toFixed(1)} ms; ${totalSec.toFixed(3)} s stored for ${roomSec} s; ` +
-      `${run.roomSec} s of room in ${run.wallSec.toFixed(1)} s (${(run.roomSec / run.wallSec).toFixed(0)}x real time)`,
+      `${lateAudioMs} ms of late audio cut; ${run.roomSec} s of room in ${run.wallSec.toFixed(1)} s (${(run.roomSec / run.wallSec).toFixed(0)}x real time)`,
   );
   return offsets;
 }

@@ -12,6 +12,7 @@ import { startCosEmulator, type CosEmulator } from '../emulators/cos-emulator';
 import { startTrtcApiEmulator } from '../emulators/trtc-api-emulator';
 import { decodeMedia, firstPictureLuma, probe, type ProbeResult } from '../support/media-tools';
 import { capturingStderr, processesUnderWorkRoot } from '../support/process';
+import { okMessage } from '../support/results';
 
 const cosKeys = { SecretId: 'AKIDcosTEST', SecretKey: 'cos-secret-value-xyz' };
 const apiKeys = { secretId: 'AKIDapiTEST', secretKey: 'api-secret-value-xyz' };
@@ -125,7 +126,7 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     expect(result).toMatchObject({ SdkAppId: request.SdkAppId, RoomId: request.RoomId, UserId: 'recorder_1', StrRoomId: null, StopReason: 'dismissed' });
     expect(result.Files.map((f) => f.UserId).sort()).toEqual(['alice', 'bob']);
     for (const file of result.Files) {
-      expect(file, file.Message).toMatchObject({ Status: 1, Message: 'ok' });
+      expect(file, file.Message).toMatchObject({ Status: 1, Message: okMessage });
       expect(file.RecordFile).toMatch(new RegExp(`^https://${bucket}\\.cos\\.ap-guangzhou\\.myqcloud\\.com/classes/${request.RoomId}/${file.UserId}/\\d{14}-mode-${mode}\\.${suffix}$`));
       const info = await probeStored(file.RecordFile, suffix);
       expect(codecs(info)).toEqual(expectedCodecs);
@@ -212,7 +213,7 @@ describe('SCF recorder, end to end (room simulator, COS emulator, callback recei
     const result = (await simulatedHandler(scenario, { MEDIA_TMP_DIR: diskRoot })(recordRequest(), { request_id: 'disk' })) as RecordResult;
     clearInterval(sampler);
     const [file] = result.Files;
-    expect(file).toMatchObject({ Status: 1, Message: 'ok' });
+    expect(file).toMatchObject({ Status: 1, Message: okMessage });
     expect(file!.Size).toBeGreaterThan(512 * 1024);
     expect(largest).toBeLessThan(256 * 1024); // the owner file, nothing of the recording
     expect(codecs(await probeStored(file!.RecordFile, 'mp4'))).toEqual(['audio:aac', 'video:h264']);

@@ -101,8 +101,8 @@ function deliveryStalls(roomSec: number, everySec: number | undefined, forMs: nu
   const kinds: Array<Pick<DeliveryStall, 'media' | 'stampedOnRelease'>> = [{ media: 'audio' }, { media: 'both' }, { media: 'both', stampedOnRelease: true }];
   const stalls: DeliveryStall[] = [];
   for (let atSec = everySec; atSec + forMs / 1000 < roomSec; atSec += everySec) {
-    const markSec = Math.round(atSec / SYNC_MARK_SECONDS) * SYNC_MARK_SECONDS;
-    if (atSec <= markSec + 0.2 && atSec + forMs / 1000 >= markSec - 0.2) continue;
+    const nextMarkSec = Math.ceil((atSec - 0.2) / SYNC_MARK_SECONDS) * SYNC_MARK_SECONDS;
+    if (nextMarkSec <= atSec + forMs / 1000 + 0.2) continue;
     stalls.push({ atSec, forMs, ...kinds[stalls.length % kinds.length]! });
   }
   return stalls;

@@ -56,8 +56,13 @@ export interface AnchorRecording {
 const TIMING = {
   /** A late video frame is repeated this long, then the picture goes black. */
   freezeLimitMs: 1_000,
-  /** Audio further behind room time than this is a gap: fill it with silence. */
-  audioGapMs: 120,
+  /**
+   * Audio further behind room time than this is a gap: fill it with silence. Audio that comes
+   * later than this (a stall in this process or the room process) is cut where the silence went,
+   * so it is longer than the stalls of a loaded 2-core machine (cuts of 31–100 ms per 32 s were
+   * seen with 120 ms), and short beside a piece or a fragment.
+   */
+  audioGapMs: 300,
   /** Audio further ahead than this (a burst after a stall) is dropped to keep sync. */
   audioAheadMs: 500,
   /**

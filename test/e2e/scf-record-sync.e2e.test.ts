@@ -51,12 +51,12 @@ async function recordAndMeasure(room: 'sim' | 'sidecar-sim', roomId: number) {
   )) as RecordResult;
   expect(result.Files.map((file) => file.Status), JSON.stringify(result)).toEqual([1]);
   const key = decodeURIComponent(new URL(result.Files[0]!.RecordFile).pathname.slice(1));
-  return syncMarks(cos.getObject(bucket, key)!, 'mp4');
+  return { ...(await syncMarks(cos.getObject(bucket, key)!, 'mp4')), lateAudioMs: result.Files[0]!.LateAudioMs };
 }
 
 describe('A/V sync of a recorded anchor', () => {
   it.concurrent.for(['sim', 'sidecar-sim'] as const)('%s: a flash and its beep land together at every mark', async (room, { expect }) => {
-    const { flashes, beeps } = await recordAndMeasure(room, room === 'sim' ? 8001 : 8002);
+    const { flashes, beeps, lateAudioMs } = await recordAndMeasure(room, room === 'sim' ? 8001 : 8002);
     // The marks after the first (the file may open inside it): at 10, 20 and 30 s of room time.
     const marks = flashes.filter((time) => time > 1);
     expect(marks.length, JSON.stringify({ flashes, beeps })).toBe(Math.floor((ROOM_SECONDS - 1) / SYNC_MARK_SECONDS));
@@ -64,7 +64,7 @@ describe('A/V sync of a recorded anchor', () => {
       const beep = beeps.reduce((nearest, time) => (Math.abs(time - flash) < Math.abs(nearest - flash) ? time : nearest), Infinity);
       return Number((beep - flash).toFixed(3));
     });
-    console.log(`${room}: audio minus video at each mark (s): ${offsets.join(', ')}`);
+    console.log(`${room}: audio minus video at each mark (s): ${offsets.join(', ')}; late audio cut: ${lateAudioMs} ms`);
     for (const offset of offsets) expect(Math.abs(offset), JSON.stringify({ flashes, beeps, offsets })).toBeLessThanOrEqual(MAX_OFFSET_S);
     // Marks 10 s apart in the file as in the room: no drift between them.
     for (let i = 1; i < marks.length; i++) expect(Math.abs(marks[i]! - marks[i - 1]! - SYNC_MARK_SECONDS)).toBeLessThan(0.1);

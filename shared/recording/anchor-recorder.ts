@@ -57,10 +57,10 @@ const TIMING = {
   /** A late video frame is repeated this long, then the picture goes black. */
   freezeLimitMs: 1_000,
   /**
-   * Audio further behind room time than this is a gap: fill it with silence. Audio that comes
-   * later than this (a stall in this process or the room process) is cut where the silence went,
-   * so it is longer than the stalls of a loaded 2-core machine (cuts of 31–100 ms per 32 s were
-   * seen with 120 ms), and short beside a piece or a fragment.
+   * Audio further behind room time than this is a gap: filled with silence up to this far behind.
+   * Audio that comes later than this (a stall in this process or the room process) is cut where
+   * the silence went, so it is longer than the stalls of a loaded 2-core machine (cuts of 31–100 ms
+   * per 32 s were seen with 120 ms), and short beside a piece or a fragment.
    */
   audioGapMs: 300,
   /** Audio further ahead than this (a burst after a stall) is dropped to keep sync. */
@@ -339,8 +339,10 @@ export class AnchorRecorder {
     if (this.audioFormat) {
       const releasable = this.audioReleasableSamples();
       this.releaseAudio(releasable);
-      // No audio for a while: silence, up to the clock (not past it, so cuts stay exact).
-      if (this.samplesFor(elapsed - TIMING.audioGapMs) > this.audioSamplesWritten && !this.piece!.audioCongested()) this.fillAudioTo(releasable);
+      // No audio for a while: silence, up to TIMING.audioGapMs behind the clock, so audio that was
+      // only that late still finds its time free (a cut or the end fills up to the clock).
+      const gapUntil = Math.min(releasable, this.samplesFor(elapsed - TIMING.audioGapMs));
+      if (gapUntil > this.audioSamplesWritten && !this.piece!.audioCongested()) this.fillAudioTo(gapUntil);
       if (!this.videoFormat) this.rotateIfDue(undefined);
     }
   }

@@ -123,6 +123,18 @@ describe('HLS recordings in COS', () => {
     await expectCompleteHls(keyOf(file!), 10, ['aac']);
   });
 
+  it('stopped by the deadline: the playlist is ended in COS and lists every segment, whole, before the function returns', async () => {
+    const result = (await handlerFor(scenario(60), { FINALIZE_MARGIN_MS: '4000' })(request(), { request_id: 'hls-deadline', time_limit_in_ms: 12_000 })) as RecordResult;
+    expect(result.StopReason, JSON.stringify(result)).toBe('deadline');
+    expect(result.Files.map((file) => [file.Format, file.Status, file.Message]), JSON.stringify(result)).toEqual([['hls', 1, okMessage]]);
+    const [file] = result.Files;
+    const playlist = expectListedStored(keyOf(file!))!;
+    expect(playlist.ended).toBe(true);
+    expect(file!.Segments).toBe(playlist.segments.length);
+    expect(file!.Duration).toBeGreaterThan(4);
+    await expectCompleteHls(keyOf(file!), file!.Duration, ['aac', 'h264']);
+  });
+
   it('hls+mp4: one encoding, two outputs: the MP4 is byte for byte the init and the segments; an anchor away is in both', async () => {
     // Away from 3 s to 8 s: fragments of silence and no picture, timed and segmented all the same.
     const away = [

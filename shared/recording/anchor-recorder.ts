@@ -380,7 +380,7 @@ export class AnchorRecorder {
     const latest = this.latestPicture;
     const which = latest && latest.at > tickAt + 500 / this.fps && this.previousPicture ? 'previousPicture' : 'latestPicture';
     const shown = this[which];
-    if (shown && shown.frame !== this.lastShownPicture && this.now() - shown.at <= TIMING.freezeLimitMs) {
+    if (shown && shown.frame !== this.lastShownPicture && !this.frozenTooLong(shown)) {
       this.lastShownPicture = shown.frame;
       const lag = tickAt - shown.at;
       this.pictureLagMs = this.pictureLagMs === undefined ? lag : this.pictureLagMs + (lag - this.pictureLagMs) * 0.1;
@@ -391,13 +391,18 @@ export class AnchorRecorder {
   private currentPicture(which: 'latestPicture' | 'previousPicture' = 'latestPicture'): Buffer {
     const { width, height } = this.videoFormat!;
     const chosen = this[which];
-    if (!chosen || this.now() - chosen.at > TIMING.freezeLimitMs) return (this.blackPicture ??= blackI420(width, height));
+    if (!chosen || this.frozenTooLong(chosen)) return (this.blackPicture ??= blackI420(width, height));
     const { frame } = chosen;
     if (frame.width === width && frame.height === height) return frame.data;
     // Scaled once per new picture, then repeated by reference.
     const scaled = scaleI420(frame.data, frame.width, frame.height, width, height);
     this[which] = { frame: { ...frame, data: scaled, width, height }, at: chosen.at };
     return scaled;
+  }
+
+  /** A picture older than TIMING.freezeLimitMs is no longer shown: black instead. */
+  private frozenTooLong(picture: { at: number }): boolean {
+    return this.now() - picture.at > TIMING.freezeLimitMs;
   }
 
   private writeVideoFrame(picture: Buffer, tick: number, piece = this.piece!): void {
@@ -412,7 +417,9 @@ export class AnchorRecorder {
     const format = this.audioFormat!;
     const frameBytes = format.channels * 2;
     const samples = Math.round((frame.data.length / 2 / frame.channels) * (format.sampleRate / frame.sampleRate));
-    const { silenceBefore, late } = this.placeAudio(frame, samples, arrivalMs);
+    // All the audio taken so far, written or not: where this frame would go if it just followed.
+    const audioEnd = this.audioSamplesWritten + this.heldAudioSamples() + this.owedAudioSamples;
+    const { silenceBefore, late } = this.placeAudio(frame, samples, arrivalMs, audioEnd);
     this.piece!.lateAudioMs += (late * 1000) / format.sampleRate;
     const congested = this.piece!.audioCongested();
     if (!congested) this.catchUpUntilMs = -Infinity;
@@ -428,7 +435,8 @@ export class AnchorRecorder {
     }
     if (late === samples) return;
     const pcm = convertPcm(frame.data, frame, format).subarray(late * frameBytes);
-    if (this.audioSamplesWritten + this.heldAudioSamples() > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
+    // Owed audio and the silence before this frame are held by now: the end is as far as computed above.
+    if (audioEnd + silenceBefore > this.samplesFor(this.elapsedMs() + TIMING.audioAheadMs)) return;
     this.heldAudio.push(pcm);
     this.releaseAudio(this.audioReleasableSamples());
   }
@@ -441,12 +449,12 @@ export class AnchorRecorder {
    * clock has not filled yet gets `silenceBefore` first. So a stall costs a moment of sound, never
    * the sync of everything after it.
    */
-  private placeAudio(frame: AudioFrame, samples: number, arrivalMs: number): { silenceBefore: number; late: number } {
+  private placeAudio(frame: AudioFrame, samples: number, arrivalMs: number, audioEnd: number): { silenceBefore: number; late: number } {
     const takenAt = this.audioTimes.place(frame.timestampMs, arrivalMs);
     // No usable timestamp: it follows the audio so far.
     if (takenAt === undefined) return { silenceBefore: 0, late: 0 };
     const belongsAt = takenAt + (this.pictureLagMs ?? 0);
-    const drift = this.audioSamplesWritten + this.heldAudioSamples() + this.owedAudioSamples - this.samplesFor(belongsAt);
+    const drift = audioEnd - this.samplesFor(belongsAt);
     const tolerance = this.samplesFor(TIMING.audioPlacementToleranceMs);
     // Once cutting, all the way: a burst of late frames is cut until it is back on time, not to within the tolerance.
     if (drift > 0 && (drift > tolerance || this.cuttingLateAudio)) {
